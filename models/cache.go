@@ -1,0 +1,158 @@
+package models
+
+import (
+	"sync"
+	"time"
+)
+
+// authCache keeps recently resolved tokens and users in memory so an
+// authenticated request needs no database round trip.
+//
+// Correctness first: every write this process makes to a token or a user
+// drops the entry before the write returns, and a load that raced with such
+// a write is not stored (the generation check). An entry is trusted for at
+// most fresh, which bounds staleness when another process (a replica, an
+// admin's sqlite3 shell) changes the database.
+type authCache struct {
+	mu     sync.Mutex
+	gen    uint64
+	max    int
+	fresh  time.Duration
+	tokens map[[32]byte]cachedToken
+	users  map[int64]cachedUser
+}
+
+type cachedToken struct {
+	tok    AccessToken
+	loaded time.Time
+}
+
+type cachedUser struct {
+	user   User
+	loaded time.Time
+}
+
+func newAuthCache(max int, fresh time.Duration) *authCache {
+	return &authCache{
+		max:    max,
+		fresh:  fresh,
+		tokens: make(map[[32]byte]cachedToken),
+		users:  make(map[int64]cachedUser),
+	}
+}
+
+// generation is read before a database load and passed to put*.
+func (c *authCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+func (c *authCache) token(d [32]byte, now time.Time) (AccessToken, bool) {
+	if c == nil {
+		return AccessToken{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.tokens[d]
+	if !ok || now.Sub(e.loaded) > c.fresh || now.Before(e.loaded) {
+		return AccessToken{}, false
+	}
+	return e.tok, true
+}
+
+func (c *authCache) putToken(t AccessToken, gen uint64, now time.Time) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if len(c.tokens) >= c.max {
+		evictSome(c.tokens)
+	}
+	c.tokens[t.Digest] = cachedToken{tok: t, loaded: now}
+}
+
+// touch records a last_used write so the next request does not repeat it.
+func (c *authCache) touch(d [32]byte, at time.Time) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.tokens[d]; ok {
+		e.tok.LastUsed = at
+		c.tokens[d] = e
+	}
+}
+
+func (c *authCache) user(id int64, now time.Time) (User, bool) {
+	if c == nil {
+		return User{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.users[id]
+	if !ok || now.Sub(e.loaded) > c.fresh || now.Before(e.loaded) {
+		return User{}, false
+	}
+	return e.user, true
+}
+
+func (c *authCache) putUser(u User, gen uint64, now time.Time) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if len(c.users) >= c.max {
+		evictSome(c.users)
+	}
+	c.users[u.ID] = cachedUser{user: u, loaded: now}
+}
+
+// dropToken forgets one token.
+func (c *authCache) dropToken(d [32]byte) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.tokens, d)
+}
+
+// dropUser forgets a user and every cached token of theirs.
+func (c *authCache) dropUser(id int64) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.users, id)
+	for d, e := range c.tokens {
+		if e.tok.UserID == id {
+			delete(c.tokens, d)
+		}
+	}
+}
+
+// evictSome drops about an eighth of a full map (Go's map order is random
+// enough for this).
+func evictSome[K comparable, V any](m map[K]V) {
+	n := len(m)/8 + 1
+	for k := range m {
+		delete(m, k)
+		n--
+		if n == 0 {
+			return
+		}
+	}
+}
