@@ -2,7 +2,14 @@ package models
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Email is a message in the outbox. It is written in the same transaction as
@@ -28,4 +35,289 @@ func (t *Tx) EnqueueEmail(ctx context.Context, e Email) error {
 	_, err := t.Exec(ctx, `INSERT INTO outbox(kind, to_addr, subject, html, text, created, next_attempt_at)
 		VALUES (?,?,?,?,?,?,?)`, e.Kind, e.To, e.Subject, e.HTML, e.Text, ms(t.now), ms(t.now))
 	return err
+}
+
+// OutboxConfig is the retry policy of the outbox.
+type OutboxConfig struct {
+	MaxAttempts int              // failed attempts after which a message is dead; default 10
+	BaseDelay   time.Duration    // delay after the first failure; default 5s, doubled per failure
+	MaxDelay    time.Duration    // cap on the delay; default 15 min
+	Jitter      float64          // ± fraction of the delay; default 0.2, negative for none
+	Now         func() time.Time // default time.Now
+	Rand        func() float64   // uniform in [0,1); default math/rand/v2
+}
+
+// Outbox is the queue of mail to send, over the outbox table.
+//
+// Delivery is at least once: a message is marked sent only after the SMTP
+// server accepted it, so a crash (or a failed database write) between the
+// server's "250 OK" and MarkSent sends it again on the next attempt. The
+// worker sets a Message-ID derived from the row so a receiving system can
+// spot the duplicate. Messages are never lost: they stay in the table, due,
+// until sent or dead, across restarts and SMTP outages.
+//
+// There is one worker per process and one process per database file, so
+// "claiming" is a plain read of the due rows followed by one update per
+// message; no lease column is needed. Two processes on one file could both
+// send a message (still at least once, never lost).
+type Outbox struct {
+	db  *DB
+	cfg OutboxConfig
+}
+
+// NewOutbox returns the outbox over db, filling in the default policy.
+func NewOutbox(db *DB, cfg OutboxConfig) *Outbox {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 10
+	}
+	if cfg.BaseDelay <= 0 {
+		cfg.BaseDelay = 5 * time.Second
+	}
+	if cfg.MaxDelay <= 0 {
+		cfg.MaxDelay = 15 * time.Minute
+	}
+	if cfg.Jitter == 0 {
+		cfg.Jitter = 0.2
+	} else if cfg.Jitter < 0 {
+		cfg.Jitter = 0
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	return &Outbox{db: db, cfg: cfg}
+}
+
+// Config returns the policy in force.
+func (o *Outbox) Config() OutboxConfig { return o.cfg }
+
+func (o *Outbox) now() time.Time { return o.cfg.Now().UTC() }
+
+const emailColumns = `id, kind, to_addr, subject, html, text, created, attempts, next_attempt_at, last_error, sent_at, dead_at`
+
+func scanEmail(row rowScanner) (*Email, error) {
+	var (
+		e              Email
+		created, next  int64
+		sentAt, deadAt sql.NullInt64
+	)
+	err := row.Scan(&e.ID, &e.Kind, &e.To, &e.Subject, &e.HTML, &e.Text, &created, &e.Attempts, &next, &e.LastError, &sentAt, &deadAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.Created, e.NextAttemptAt = fromMS(created), fromMS(next)
+	e.SentAt, e.DeadAt = nullMS(sentAt), nullMS(deadAt)
+	return &e, nil
+}
+
+// Due returns up to limit messages that are neither sent nor dead and whose
+// next attempt is due, oldest first.
+func (o *Outbox) Due(ctx context.Context, limit int) ([]Email, error) {
+	if limit <= 0 {
+		limit = 10
+	}
+	rows, err := o.db.r.QueryContext(ctx, `SELECT `+emailColumns+` FROM outbox
+		WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?
+		ORDER BY next_attempt_at, id LIMIT ?`, ms(o.now()), limit)
+	if err != nil {
+		return nil, fmt.Errorf("models: outbox due: %w", err)
+	}
+	defer rows.Close()
+	var out []Email
+	for rows.Next() {
+		e, err := scanEmail(rows)
+		if err != nil {
+			return nil, fmt.Errorf("models: outbox due: %w", err)
+		}
+		out = append(out, *e)
+	}
+	return out, rows.Err()
+}
+
+// NextDue is when the earliest pending message is due (zero when none is
+// pending), so a worker can sleep until then.
+func (o *Outbox) NextDue(ctx context.Context) (time.Time, error) {
+	var next sql.NullInt64
+	err := o.db.r.QueryRowContext(ctx, `SELECT min(next_attempt_at) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL`).Scan(&next)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("models: outbox next due: %w", err)
+	}
+	return nullMS(next), nil
+}
+
+// FindEmail returns one message by id.
+func (o *Outbox) FindEmail(ctx context.Context, id int64) (*Email, error) {
+	return scanEmail(o.db.r.QueryRowContext(ctx, `SELECT `+emailColumns+` FROM outbox WHERE id = ?`, id))
+}
+
+// MarkSent records that the SMTP server accepted the message and clears its
+// bodies (a reset mail carries a live token; the row is kept as a record).
+func (o *Outbox) MarkSent(ctx context.Context, id int64) error {
+	now := o.now()
+	return o.db.Write(ctx, now, func(tx *Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = ?, html = '', text = '', last_error = ''
+			WHERE id = ? AND sent_at IS NULL`, ms(now), id)
+		return err
+	})
+}
+
+// Failure is what MarkFailed decided for a message.
+type Failure struct {
+	Attempts      int
+	NextAttemptAt time.Time // zero when dead
+	Dead          bool
+	LastError     string // as stored: truncated, tokens redacted
+}
+
+// MarkFailed records a failed attempt: attempts+1, the error (truncated, with
+// anything shaped like a token redacted) and the next attempt after an
+// exponential backoff with jitter. After MaxAttempts failures the message is
+// dead: it is never tried again and its bodies are cleared.
+func (o *Outbox) MarkFailed(ctx context.Context, id int64, cause error) (Failure, error) {
+	now := o.now()
+	var f Failure
+	msg := "unknown error"
+	if cause != nil {
+		msg = cause.Error()
+	}
+	f.LastError = SanitizeError(msg, 500)
+	err := o.db.Write(ctx, now, func(tx *Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT attempts FROM outbox WHERE id = ? AND sent_at IS NULL AND dead_at IS NULL`, id).Scan(&f.Attempts); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			}
+			return err
+		}
+		f.Attempts++
+		if f.Attempts >= o.cfg.MaxAttempts {
+			f.Dead = true
+			_, err := tx.Exec(ctx, `UPDATE outbox SET attempts = ?, last_error = ?, dead_at = ?, html = '', text = '' WHERE id = ?`,
+				f.Attempts, f.LastError, ms(now), id)
+			return err
+		}
+		f.NextAttemptAt = now.Add(o.Backoff(f.Attempts)).Truncate(time.Millisecond)
+		_, err := tx.Exec(ctx, `UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ? WHERE id = ?`,
+			f.Attempts, f.LastError, ms(f.NextAttemptAt), id)
+		return err
+	})
+	if err != nil {
+		return Failure{}, fmt.Errorf("models: outbox mark failed %d: %w", id, err)
+	}
+	return f, nil
+}
+
+// Backoff is the delay before the next attempt after attempts failures:
+// BaseDelay·2^(attempts-1), capped at MaxDelay, then ± Jitter.
+func (o *Outbox) Backoff(attempts int) time.Duration {
+	d := float64(o.cfg.MaxDelay)
+	if attempts < 1 {
+		attempts = 1
+	}
+	if attempts <= 62 {
+		d = math.Min(float64(o.cfg.BaseDelay)*math.Pow(2, float64(attempts-1)), float64(o.cfg.MaxDelay))
+	}
+	d *= 1 + o.cfg.Jitter*(2*o.cfg.Rand()-1)
+	return time.Duration(d)
+}
+
+// OutboxStats counts messages for health checks and metrics.
+type OutboxStats struct {
+	Pending       int64     // not sent, not dead (due or waiting for a retry)
+	Retrying      int64     // pending with at least one failed attempt
+	Sent          int64     // accepted by the SMTP server
+	Dead          int64     // given up after MaxAttempts
+	OldestPending time.Time // created time of the oldest pending message; zero when none
+}
+
+// Stats counts the outbox.
+func (o *Outbox) Stats(ctx context.Context) (OutboxStats, error) {
+	var (
+		s      OutboxStats
+		oldest sql.NullInt64
+	)
+	err := o.db.r.QueryRowContext(ctx, `SELECT
+		coalesce(sum(sent_at IS NULL AND dead_at IS NULL), 0),
+		coalesce(sum(sent_at IS NULL AND dead_at IS NULL AND attempts > 0), 0),
+		coalesce(sum(sent_at IS NOT NULL), 0),
+		coalesce(sum(dead_at IS NOT NULL), 0),
+		min(CASE WHEN sent_at IS NULL AND dead_at IS NULL THEN created END)
+		FROM outbox`).Scan(&s.Pending, &s.Retrying, &s.Sent, &s.Dead, &oldest)
+	if err != nil {
+		return s, fmt.Errorf("models: outbox stats: %w", err)
+	}
+	s.OldestPending = nullMS(oldest)
+	return s, nil
+}
+
+// PruneSent deletes up to limit sent or dead messages older than before
+// (their bodies are already empty; the rows are only a record).
+func (o *Outbox) PruneSent(ctx context.Context, before time.Time, limit int) (int64, error) {
+	var n int64
+	err := o.db.Write(ctx, o.now(), func(tx *Tx) error {
+		res, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+			WHERE (sent_at IS NOT NULL AND sent_at < ?) OR (dead_at IS NOT NULL AND dead_at < ?) LIMIT ?)`,
+			ms(before), ms(before), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// SanitizeError makes an error message safe to store and log: one line, at
+// most max bytes (cut on a character boundary), and every run of 32 or more
+// letters and digits — the shape of our tokens (64 base62, 128 hex) —
+// replaced by [REDACTED], so a server echoing a link never puts a secret in
+// the table or the log.
+func SanitizeError(s string, max int) string {
+	var b strings.Builder
+	run := 0
+	start := 0
+	flush := func(end int) {
+		if run >= 32 {
+			b.WriteString("[REDACTED]")
+		} else {
+			b.WriteString(s[start:end])
+		}
+		run = 0
+	}
+	for i, r := range s {
+		alnum := r < utf8.RuneSelf && ('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+		if alnum {
+			if run == 0 {
+				start = i
+			}
+			run++
+			continue
+		}
+		if run > 0 {
+			flush(i)
+		}
+		switch {
+		case r == '\r' || r == '\n' || r == '\t':
+			b.WriteByte(' ')
+		case r < ' ' || r == 0x7f:
+		default:
+			b.WriteRune(r)
+		}
+	}
+	if run > 0 {
+		flush(len(s))
+	}
+	out := strings.TrimSpace(b.String())
+	if max > 0 && len(out) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(out[cut]) {
+			cut--
+		}
+		out = out[:cut]
+	}
+	return out
 }

@@ -1,0 +1,211 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/models"
+)
+
+// outboxClock is a settable clock for outbox tests.
+type outboxClock struct{ t time.Time }
+
+func (c *outboxClock) Now() time.Time      { return c.t }
+func (c *outboxClock) Add(d time.Duration) { c.t = c.t.Add(d) }
+func newOutboxClock() *outboxClock {
+	return &outboxClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+}
+func enqueueAt(t *testing.T, db *models.DB, now time.Time, e models.Email) {
+	t.Helper()
+	err := db.Write(context.Background(), now, func(tx *models.Tx) error { return tx.EnqueueEmail(context.Background(), e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func openOutboxDB(t *testing.T) *models.DB {
+	t.Helper()
+	db, err := models.Open(context.Background(), filepath.Join(t.TempDir(), "outbox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestOutbox(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("DueOldestFirstAndSent", func(t *testing.T) {
+		db := openOutboxDB(t)
+		clk := newOutboxClock()
+		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
+		enqueueAt(t, db, clk.Now(), models.Email{Kind: "reset-password", To: "a@example.com", Subject: "A", HTML: "<p>a</p>", Text: "a"})
+		clk.Add(time.Second)
+		enqueueAt(t, db, clk.Now(), models.Email{Kind: "verify-email", To: "b@example.com", Subject: "B", HTML: "<p>b</p>", Text: "b"})
+
+		due, err := ob.Due(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(due) != 2 || due[0].Subject != "A" || due[1].Subject != "B" {
+			t.Fatalf("due = %+v, want A then B", due)
+		}
+		if due[0].HTML != "<p>a</p>" || due[0].Text != "a" || due[0].To != "a@example.com" || due[0].Kind != "reset-password" {
+			t.Fatalf("due[0] = %+v", due[0])
+		}
+		if d, _ := ob.Due(ctx, 1); len(d) != 1 {
+			t.Fatalf("limit 1 gave %d", len(d))
+		}
+		if err := ob.MarkSent(ctx, due[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		e, err := ob.FindEmail(ctx, due[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.SentAt.IsZero() || e.HTML != "" || e.Text != "" {
+			t.Fatalf("after MarkSent: %+v, want sent_at set and bodies cleared", e)
+		}
+		due, _ = ob.Due(ctx, 10)
+		if len(due) != 1 || due[0].Subject != "B" {
+			t.Fatalf("due after sent = %+v", due)
+		}
+		st, err := ob.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Pending != 1 || st.Sent != 1 || st.Dead != 0 || st.Retrying != 0 || !st.OldestPending.Equal(clk.Now().Truncate(time.Millisecond)) {
+			t.Fatalf("stats = %+v", st)
+		}
+	})
+
+	t.Run("BackoffThenDead", func(t *testing.T) {
+		db := openOutboxDB(t)
+		clk := newOutboxClock()
+		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now, MaxAttempts: 4, Rand: func() float64 { return 0.5 }})
+		enqueueAt(t, db, clk.Now(), models.Email{Kind: "reset-password", To: "a@example.com", Subject: "A", HTML: "h", Text: "t"})
+		due, _ := ob.Due(ctx, 10)
+		id := due[0].ID
+		for i, want := range []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second} {
+			f, err := ob.MarkFailed(ctx, id, errors.New("dial tcp 127.0.0.1:1025: connection refused"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Dead || f.Attempts != i+1 || f.NextAttemptAt.Sub(clk.Now()) != want {
+				t.Fatalf("failure %d = %+v, want next in %v", i+1, f, want)
+			}
+			if d, _ := ob.Due(ctx, 10); len(d) != 0 {
+				t.Fatalf("failure %d: due at once, want after the backoff", i+1)
+			}
+			clk.Add(want - time.Millisecond)
+			if d, _ := ob.Due(ctx, 10); len(d) != 0 {
+				t.Fatalf("failure %d: due 1ms early", i+1)
+			}
+			clk.Add(time.Millisecond)
+			if d, _ := ob.Due(ctx, 10); len(d) != 1 {
+				t.Fatalf("failure %d: not due after the backoff", i+1)
+			}
+		}
+		if st, _ := ob.Stats(ctx); st.Retrying != 1 || st.Pending != 1 {
+			t.Fatalf("stats while retrying = %+v", st)
+		}
+		f, err := ob.MarkFailed(ctx, id, errors.New("still down"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !f.Dead || f.Attempts != 4 {
+			t.Fatalf("4th failure = %+v, want dead", f)
+		}
+		e, _ := ob.FindEmail(ctx, id)
+		if e.DeadAt.IsZero() || e.HTML != "" || e.Text != "" || e.LastError != "still down" || e.Attempts != 4 {
+			t.Fatalf("dead row = %+v", e)
+		}
+		if d, _ := ob.Due(ctx, 10); len(d) != 0 {
+			t.Fatal("a dead message is due")
+		}
+		if _, err := ob.MarkFailed(ctx, id, errors.New("x")); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("MarkFailed on a dead message: %v, want ErrNotFound", err)
+		}
+		if st, _ := ob.Stats(ctx); st.Dead != 1 || st.Pending != 0 || !st.OldestPending.IsZero() {
+			t.Fatalf("stats after dead = %+v", st)
+		}
+	})
+
+	t.Run("BackoffCapAndJitter", func(t *testing.T) {
+		lo := models.NewOutbox(nil, models.OutboxConfig{Rand: func() float64 { return 0 }})
+		hi := models.NewOutbox(nil, models.OutboxConfig{Rand: func() float64 { return 0.999999 }})
+		mid := models.NewOutbox(nil, models.OutboxConfig{Rand: func() float64 { return 0.5 }})
+		if got := mid.Backoff(1); got != 5*time.Second {
+			t.Errorf("Backoff(1) = %v", got)
+		}
+		if got := mid.Backoff(9); got != 15*time.Minute {
+			t.Errorf("Backoff(9) = %v, want the 15m cap", got)
+		}
+		if got := mid.Backoff(1000); got != 15*time.Minute {
+			t.Errorf("Backoff(1000) = %v", got)
+		}
+		if got := lo.Backoff(1); got != 4*time.Second {
+			t.Errorf("Backoff(1) with jitter -20%% = %v", got)
+		}
+		if got := hi.Backoff(20); got < 17*time.Minute+59*time.Second || got > 18*time.Minute {
+			t.Errorf("capped Backoff with jitter +20%% = %v", got)
+		}
+	})
+
+	t.Run("ErrorIsSanitized", func(t *testing.T) {
+		db := openOutboxDB(t)
+		clk := newOutboxClock()
+		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
+		enqueueAt(t, db, clk.Now(), models.Email{Kind: "reset-password", To: "a@example.com", Subject: "A", HTML: "h", Text: "t"})
+		due, _ := ob.Due(ctx, 10)
+		tok := models.NewTokenID()
+		f, err := ob.MarkFailed(ctx, due[0].ID, errors.New("554 rejected\r\nhttp://x/reset-password?access_token="+tok+" "+strings.Repeat("é", 400)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := ob.FindEmail(ctx, due[0].ID)
+		if strings.Contains(e.LastError, tok) || !strings.Contains(e.LastError, "access_token=[REDACTED]") ||
+			strings.ContainsAny(e.LastError, "\r\n") || len(e.LastError) > 500 || e.LastError != f.LastError {
+			t.Fatalf("last_error = %q", e.LastError)
+		}
+	})
+
+	t.Run("PruneSent", func(t *testing.T) {
+		db := openOutboxDB(t)
+		clk := newOutboxClock()
+		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
+		enqueueAt(t, db, clk.Now(), models.Email{Kind: "k", To: "a@example.com", Subject: "A"})
+		enqueueAt(t, db, clk.Now(), models.Email{Kind: "k", To: "b@example.com", Subject: "B"})
+		due, _ := ob.Due(ctx, 10)
+		_ = ob.MarkSent(ctx, due[0].ID)
+		clk.Add(time.Hour)
+		n, err := ob.PruneSent(ctx, clk.Now(), 100)
+		if err != nil || n != 1 {
+			t.Fatalf("PruneSent = %d, %v; want 1", n, err)
+		}
+		if st, _ := ob.Stats(ctx); st.Pending != 1 || st.Sent != 0 {
+			t.Fatalf("stats after prune = %+v", st)
+		}
+	})
+}
+
+func TestSanitizeError(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"dial tcp: connection refused", "dial tcp: connection refused"},
+		{"a\nb\tc\x00d", "a b cd"},
+		{strings.Repeat("f", 128) + " token", "[REDACTED] token"},
+		{"short abc123 ok", "short abc123 ok"},
+	} {
+		if got := models.SanitizeError(c.in, 100); got != c.want {
+			t.Errorf("SanitizeError(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if got := models.SanitizeError("ééé", 3); got != "é" {
+		t.Errorf("cut inside a rune: %q", got)
+	}
+}
