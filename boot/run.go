@@ -1,0 +1,194 @@
+// Package boot is the composition root: it reads the configuration, opens
+// the store, wires the mailer and the outbox worker, builds the Echo server
+// with the handlers and serves until its context ends.
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/models"
+)
+
+// App is a built server: the store, the account service and the HTTP handler.
+type App struct {
+	Config Config
+	Log    *slog.Logger
+	DB     *models.DB
+	Users  *models.Users
+	Echo   *echo.Echo
+	Now    func() time.Time
+
+	background []func(context.Context) // run by Serve until shutdown
+}
+
+// New opens the database and builds everything, without listening.
+func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time) (*App, error) {
+	if now == nil {
+		now = time.Now
+	}
+	db, err := models.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	hasher := models.NewHasher(models.HashConfig{
+		Algorithm:  cfg.PasswordHash,
+		BcryptCost: cfg.BcryptCost,
+		MinLength:  cfg.PasswordMin,
+	})
+	go hasher.Warm()
+	users := models.NewUsers(db, hasher, models.Config{
+		TokenTTL:            cfg.TokenTTL,
+		TokenMaxTTL:         cfg.TokenMaxTTL,
+		ResetTTL:            cfg.ResetTTL,
+		VerifyTTL:           cfg.VerifyTTL,
+		AllowEternalTokens:  cfg.AllowEternalTokens,
+		CompatEmailNotFound: cfg.CompatEmailNotFound,
+		Now:                 now,
+	})
+	app := &App{Config: cfg, Log: log, DB: db, Users: users, Now: now}
+
+	// mail: subscribers and the outbox worker are wired here.
+
+	app.background = append(app.background, app.pruneTokens)
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(io.Discard)
+	h := handlers.New(handlers.Options{
+		Users:          users,
+		Log:            log,
+		BaseURL:        cfg.BaseURL,
+		SecureCookies:  cfg.SecureCookies(),
+		CORSOrigins:    cfg.CORSOrigins,
+		TrustedProxies: cfg.TrustedProxies,
+		Now:            now,
+		AccessLog:      true,
+	})
+	h.Register(e)
+	app.Echo = e
+	return app, nil
+}
+
+// pruneTokens deletes expired tokens in small batches in the background.
+func (a *App) pruneTokens(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		for {
+			n, err := a.Users.PruneExpired(ctx, 500)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.Log.Error("pruning expired tokens", "err", err)
+				}
+				break
+			}
+			if n < 500 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Serve accepts connections on ln until ctx ends, then stops taking new
+// requests, lets in-flight ones finish (up to ShutdownTimeout), stops the
+// background work and closes the database.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, fn := range a.background {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(bgCtx) }()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+		a.Log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+		serveErr = srv.Shutdown(sctx)
+		cancel()
+		if serveErr == nil {
+			serveErr = <-errc
+		}
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	stopBG()
+	wg.Wait()
+	if err := a.DB.Close(); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("closing database: %w", err))
+	}
+	return serveErr
+}
+
+// Run is the whole program: read the configuration from args and getenv,
+// log to stdout, listen, serve until ctx is cancelled (SIGINT/SIGTERM in
+// main). ready, when not nil, receives the listening address once requests
+// can be served.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	return RunReady(ctx, args, getenv, stdout, nil)
+}
+
+// RunReady is Run with a readiness callback (tests use it with LATCHKEY_ADDR=127.0.0.1:0).
+func RunReady(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(addr string)) error {
+	start := time.Now()
+	cfg, err := LoadConfig(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	log := NewLogger(cfg.LogFormat, stdout)
+	app, err := New(ctx, cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		app.DB.Close()
+		return fmt.Errorf("listen on %s (LATCHKEY_ADDR): %w", cfg.Addr, err)
+	}
+	log.Info("latchkey listening", "addr", "http://"+ln.Addr().String(), "base_url", cfg.BaseURL,
+		"db", cfg.DB, "smtp", fmt.Sprintf("%s:%d", cfg.SMTP.Host, cfg.SMTP.Port), "startup", time.Since(start).Round(time.Microsecond))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	return app.Serve(ctx, ln)
+}
+
+// NewLogger returns a text or JSON slog logger writing to w.
+func NewLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}

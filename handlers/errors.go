@@ -1,0 +1,176 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/models"
+)
+
+// APIError is the strong-error-handler envelope: {"error": {...}}.
+type APIError struct {
+	Status     int           `json:"statusCode"`
+	Name       string        `json:"name,omitempty"`
+	Message    string        `json:"message"`
+	Code       string        `json:"code,omitempty"`
+	Details    *errorDetails `json:"details,omitempty"`
+	RetryAfter int           `json:"-"`
+}
+
+type errorDetails struct {
+	Context  string             `json:"context"`
+	Codes    orderedStringLists `json:"codes"`
+	Messages orderedStringLists `json:"messages"`
+}
+
+// orderedStringLists is a JSON object of string arrays in insertion order.
+type orderedStringLists struct {
+	keys []string
+	vals map[string][]string
+}
+
+func (o *orderedStringLists) add(k, v string) {
+	if o.vals == nil {
+		o.vals = map[string][]string{}
+	}
+	if _, ok := o.vals[k]; !ok {
+		o.keys = append(o.keys, k)
+	}
+	o.vals[k] = append(o.vals[k], v)
+}
+
+func (o orderedStringLists) MarshalJSON() ([]byte, error) {
+	f := make(models.Fields, 0, len(o.keys))
+	for _, k := range o.keys {
+		b, err := jsonMarshal(o.vals[k])
+		if err != nil {
+			return nil, err
+		}
+		f = append(f, models.Field{Name: k, Value: b})
+	}
+	return f.MarshalJSON()
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// errInternal is what a client sees of any unexpected failure.
+var errInternal = &APIError{Status: 500, Message: "Internal Server Error"}
+
+// toAPIError maps any error to the envelope and status. Unknown errors are
+// 500 with no cause.
+func toAPIError(err error, c echo.Context) *APIError {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	if v, ok := models.AsValidation(err); ok {
+		out := &APIError{Status: 422, Name: "ValidationError", Message: v.Error(),
+			Details: &errorDetails{Context: "User"}}
+		for _, f := range v.Fields {
+			out.Details.Codes.add(f.Field, f.Code)
+			out.Details.Messages.add(f.Field, f.Message)
+		}
+		return out
+	}
+	if me, ok := models.AsError(err); ok {
+		return &APIError{Status: kindStatus(me.Kind), Name: "Error", Message: me.Message, Code: me.Code, RetryAfter: me.RetryAfter}
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return fromEchoError(he, c)
+	}
+	return errInternal
+}
+
+func kindStatus(k models.Kind) int {
+	switch k {
+	case models.KindInvalid:
+		return http.StatusBadRequest
+	case models.KindUnauthorized:
+		return http.StatusUnauthorized
+	case models.KindNotFound:
+		return http.StatusNotFound
+	case models.KindUnprocessable:
+		return http.StatusUnprocessableEntity
+	case models.KindTooMany:
+		return http.StatusTooManyRequests
+	case models.KindBusy:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// fromEchoError words Echo's routing and middleware errors as LoopBack does.
+func fromEchoError(he *echo.HTTPError, c echo.Context) *APIError {
+	r := c.Request()
+	path := r.URL.Path
+	switch he.Code {
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		switch {
+		case strings.HasPrefix(path, "/api/users/") || path == "/api/users":
+			rest := strings.TrimPrefix(path, "/api/users")
+			if rest == "" {
+				rest = "/"
+			}
+			return &APIError{Status: 404, Name: "Error", Message: `Shared class "User" has no method handling ` + r.Method + " " + rest}
+		case strings.HasPrefix(path, "/api/") || path == "/api":
+			return &APIError{Status: 404, Name: "Error", Message: "There is no method to handle " + r.Method + " " + strings.TrimPrefix(path, "/api")}
+		}
+		return &APIError{Status: 404, Name: "Error", Message: "Cannot " + r.Method + " " + path}
+	case http.StatusRequestEntityTooLarge:
+		return &APIError{Status: 413, Name: "PayloadTooLargeError", Message: "request entity too large"}
+	}
+	msg := http.StatusText(he.Code)
+	if s, ok := he.Message.(string); ok && he.Code < 500 {
+		msg = s
+	}
+	if he.Code >= 500 {
+		return &APIError{Status: he.Code, Message: msg}
+	}
+	return &APIError{Status: he.Code, Name: "Error", Message: msg}
+}
+
+// isAPI reports whether a path belongs to the JSON API.
+func isAPI(path string) bool { return path == "/api" || strings.HasPrefix(path, "/api/") }
+
+// HandleError is Echo's HTTPErrorHandler: the one place errors become
+// responses. /api gets the JSON envelope; pages get the HTML error page.
+// A 5xx is logged with its cause, which never reaches the client.
+func (h *Handler) HandleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		// The client went away; nobody is left to answer.
+		c.Response().WriteHeader(499)
+		return
+	}
+	ae := toAPIError(err, c)
+	if ae.Status >= 500 {
+		h.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
+			"status", ae.Status, "err", err)
+	}
+	if ae.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
+	}
+	var werr error
+	if isAPI(c.Request().URL.Path) {
+		if c.Request().Method == http.MethodHead {
+			werr = c.NoContent(ae.Status)
+		} else {
+			werr = writeJSON(c, ae.Status, struct {
+				Error *APIError `json:"error"`
+			}{ae})
+		}
+	} else {
+		werr = h.renderErrorPage(c, ae.Status, ae.Message)
+	}
+	if werr != nil {
+		h.Log.Error("writing error response", "err", werr)
+	}
+}

@@ -1,0 +1,63 @@
+// Package handlers is the HTTP face of Latchkey: the LoopBack-compatible
+// JSON API under /api/users and the HTML pages. It holds no SQL and no SMTP:
+// every action is a models.Users method.
+package handlers
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/latchkey/latchkey/models"
+)
+
+// Options are the dependencies and settings of the handlers.
+type Options struct {
+	Users          *models.Users
+	Log            *slog.Logger
+	BaseURL        string // public URL; links and the cookie's Secure flag come from it
+	SecureCookies  bool   // base URL is https
+	CORSOrigins    []string
+	TrustedProxies []netip.Prefix
+	BodyLimit      string // e.g. "1M"
+	Now            func() time.Time
+	AccessLog      bool // one log line per request
+}
+
+// Handler serves every route. Build it with New.
+type Handler struct {
+	Users          *models.Users
+	Log            *slog.Logger
+	BaseURL        string
+	SecureCookies  bool
+	CORSOrigins    []string
+	TrustedProxies []netip.Prefix
+	BodyLimit      string
+	Now            func() time.Time
+	AccessLog      bool
+}
+
+// New returns a Handler with defaults filled in.
+func New(o Options) *Handler {
+	h := &Handler{
+		Users:          o.Users,
+		Log:            o.Log,
+		BaseURL:        o.BaseURL,
+		SecureCookies:  o.SecureCookies,
+		CORSOrigins:    o.CORSOrigins,
+		TrustedProxies: o.TrustedProxies,
+		BodyLimit:      o.BodyLimit,
+		Now:            o.Now,
+		AccessLog:      o.AccessLog,
+	}
+	if h.Log == nil {
+		h.Log = slog.New(slog.DiscardHandler)
+	}
+	if h.Now == nil {
+		h.Now = time.Now
+	}
+	if h.BodyLimit == "" {
+		h.BodyLimit = "1M"
+	}
+	return h
+}

@@ -1,0 +1,59 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+)
+
+// jsonContentType is what LoopBack sends with every JSON answer.
+const jsonContentType = "application/json; charset=utf-8"
+
+// writeJSON encodes v as the whole response.
+func writeJSON(c echo.Context, status int, v any) error {
+	b, err := jsonMarshal(v)
+	if err != nil {
+		return err
+	}
+	return writeRaw(c, status, b)
+}
+
+// writeRaw writes already-encoded JSON.
+func writeRaw(c echo.Context, status int, b []byte) error {
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, jsonContentType)
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+	c.Response().WriteHeader(status)
+	_, err := c.Response().Write(b)
+	return err
+}
+
+// noContent is LoopBack's 204 for void methods.
+func noContent(c echo.Context) error {
+	c.Response().Header().Set(echo.HeaderContentType, jsonContentType)
+	return c.NoContent(http.StatusNoContent)
+}
+
+// jsonMarshal encodes without HTML escaping and without a trailing newline.
+func jsonMarshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// readAllRestore reads the body and puts it back for the next reader.
+func readAllRestore(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return b, err
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
