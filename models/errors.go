@@ -10,12 +10,12 @@ import (
 type Kind int
 
 const (
-	KindInvalid      Kind = iota + 1 // malformed or missing input (400)
-	KindUnauthorized                 // no or bad credentials (401)
-	KindNotFound                     // (404)
-	KindUnprocessable                // input understood but refused by a rule (422)
-	KindTooMany                      // throttled (429)
-	KindBusy                         // over capacity, try again (503)
+	KindInvalid       Kind = iota + 1 // malformed or missing input (400)
+	KindUnauthorized                  // no or bad credentials (401)
+	KindNotFound                      // (404)
+	KindUnprocessable                 // input understood but refused by a rule (422)
+	KindTooMany                       // throttled (429)
+	KindBusy                          // over capacity, try again (503)
 )
 
 // Error is a domain error with LoopBack's error code ("LOGIN_FAILED") and a

@@ -11,16 +11,16 @@ import (
 
 // Config holds the account rules.
 type Config struct {
-	TokenTTL           int64 // seconds, default lifetime of a login token (LoopBack: 1209600)
-	TokenMaxTTL        int64 // seconds, the cap on a requested ttl (LoopBack: 31556926)
-	ResetTTL           int64 // seconds, lifetime of a reset token (LoopBack: 900)
-	VerifyTTL          int64 // seconds, lifetime of an email confirmation link
-	AllowEternalTokens bool  // accept ttl -1
-	CompatEmailNotFound bool // reset for an unknown email answers 404 as LoopBack
-	Now                func() time.Time
-	CacheSize          int           // tokens and users kept in memory; default 100000
-	CacheFresh         time.Duration // how long a cached entry is trusted; default 10s
-	TouchEvery         time.Duration // last_used is written at most this often per token; default 1m
+	TokenTTL            int64 // seconds, default lifetime of a login token (LoopBack: 1209600)
+	TokenMaxTTL         int64 // seconds, the cap on a requested ttl (LoopBack: 31556926)
+	ResetTTL            int64 // seconds, lifetime of a reset token (LoopBack: 900)
+	VerifyTTL           int64 // seconds, lifetime of an email confirmation link
+	AllowEternalTokens  bool  // accept ttl -1
+	CompatEmailNotFound bool  // reset for an unknown email answers 404 as LoopBack
+	Now                 func() time.Time
+	CacheSize           int           // tokens and users kept in memory; default 100000
+	CacheFresh          time.Duration // how long a cached entry is trusted; default 10s
+	TouchEvery          time.Duration // last_used is written at most this often per token; default 1m
 }
 
 // Users is the account service: the LoopBack User and AccessToken methods
@@ -31,10 +31,10 @@ type Users struct {
 	cfg    Config
 	cache  *authCache
 
-	onReset    []func(context.Context, *Tx, ResetPasswordRequest) error
-	onChanged  []func(context.Context, *Tx, PasswordChanged) error
-	onVerify   []func(context.Context, *Tx, VerifyEmailRequest) error
-	throttle   Throttle
+	onReset   []func(context.Context, *Tx, ResetPasswordRequest) error
+	onChanged []func(context.Context, *Tx, PasswordChanged) error
+	onVerify  []func(context.Context, *Tx, VerifyEmailRequest) error
+	throttle  Throttle
 }
 
 // NewUsers returns the account service, filling in LoopBack's defaults.
