@@ -1,0 +1,140 @@
+// Package email renders the mail Latchkey sends: an HTML body (templ, in
+// email.templ) and a plain-text alternative (here) for each message.
+//
+// Every link is passed in, already built by the caller from the configured
+// base URL; nothing here looks at a request.
+package email
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+)
+
+// Subjects. VerifySubject is LoopBack's (verifyOptions default).
+const (
+	ResetSubject           = "Reset your password"
+	PasswordChangedSubject = "Your password was changed"
+	VerifySubject          = "Thanks for Registering"
+)
+
+// ResetData fills the password-reset email.
+type ResetData struct {
+	Email   string // the account's address
+	Link    string // BASE_URL/reset-password?access_token=TOKEN
+	Minutes int64  // how long the link works
+}
+
+// PasswordChangedData fills the "your password was changed" notice.
+type PasswordChangedData struct {
+	Email            string
+	When             time.Time
+	Reason           string // "reset" or "change"
+	IP               string // where the request came from, "" when unknown
+	RequestResetLink string // BASE_URL/request-password-reset (no secret)
+}
+
+// VerifyData fills the confirmation email.
+type VerifyData struct {
+	Email string
+	Link  string // BASE_URL/api/users/confirm?uid=ID&redirect=R&token=T
+	Hours int64  // how long the link works
+}
+
+// Message is a rendered email.
+type Message struct {
+	Subject, HTML, Text string
+}
+
+func render(ctx context.Context, c templ.Component) (string, error) {
+	var b bytes.Buffer
+	if err := c.Render(ctx, &b); err != nil {
+		return "", fmt.Errorf("email: render: %w", err)
+	}
+	return b.String(), nil
+}
+
+// RenderReset renders the password-reset email.
+func RenderReset(ctx context.Context, d ResetData) (Message, error) {
+	h, err := render(ctx, ResetHTML(d))
+	if err != nil {
+		return Message{}, err
+	}
+	var t strings.Builder
+	fmt.Fprintf(&t, "Someone (hopefully you) asked to reset the password of the Latchkey account for %s.\n\n", d.Email)
+	fmt.Fprintf(&t, "To choose a new password, open this link within %s:\n\n%s\n\n", minutes(d.Minutes), d.Link)
+	t.WriteString("The link works once. If you did not ask for a reset, ignore this email: your password stays as it is.\n")
+	t.WriteString(footer)
+	return Message{Subject: ResetSubject, HTML: h, Text: t.String()}, nil
+}
+
+// RenderPasswordChanged renders the notice sent after a change or reset.
+func RenderPasswordChanged(ctx context.Context, d PasswordChangedData) (Message, error) {
+	h, err := render(ctx, PasswordChangedHTML(d))
+	if err != nil {
+		return Message{}, err
+	}
+	var t strings.Builder
+	fmt.Fprintf(&t, "The password of the Latchkey account for %s was %s on %s%s.\n\n", d.Email, reasonText(d.Reason), when(d.When), fromIP(d.IP))
+	fmt.Fprintf(&t, "All sessions of the account were signed out%s.\n\n", keptText(d.Reason))
+	t.WriteString("If this was you, there is nothing to do.\n\n")
+	fmt.Fprintf(&t, "If this wasn't you, reset your password now:\n\n%s\n", d.RequestResetLink)
+	t.WriteString(footer)
+	return Message{Subject: PasswordChangedSubject, HTML: h, Text: t.String()}, nil
+}
+
+// RenderVerify renders the confirmation email.
+func RenderVerify(ctx context.Context, d VerifyData) (Message, error) {
+	h, err := render(ctx, VerifyHTML(d))
+	if err != nil {
+		return Message{}, err
+	}
+	var t strings.Builder
+	fmt.Fprintf(&t, "Please confirm that %s is your email address by opening this link within %s:\n\n%s\n\n", d.Email, hours(d.Hours), d.Link)
+	t.WriteString("If you did not create a Latchkey account, ignore this email.\n")
+	t.WriteString(footer)
+	return Message{Subject: VerifySubject, HTML: h, Text: t.String()}, nil
+}
+
+const footer = "\n-- \nThis message was sent automatically by Latchkey. Please do not reply.\n"
+
+func minutes(n int64) string {
+	if n == 1 {
+		return "1 minute"
+	}
+	return fmt.Sprintf("%d minutes", n)
+}
+
+func hours(n int64) string {
+	if n == 1 {
+		return "1 hour"
+	}
+	return fmt.Sprintf("%d hours", n)
+}
+
+func reasonText(reason string) string {
+	if reason == "reset" {
+		return "reset with an emailed link"
+	}
+	return "changed"
+}
+
+func keptText(reason string) string {
+	if reason == "reset" {
+		return ""
+	}
+	return " except the one used to change it"
+}
+
+func when(t time.Time) string { return t.UTC().Format("Monday 2 January 2006 at 15:04 UTC") }
+
+func fromIP(ip string) string {
+	if ip == "" {
+		return ""
+	}
+	return " from IP address " + ip
+}
