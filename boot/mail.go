@@ -1,0 +1,111 @@
+package boot
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/views/email"
+)
+
+// DefaultVerifyRedirect is where a confirm link sends the browser when the
+// verify request named no redirect: the page that says the address is
+// verified.
+const DefaultVerifyRedirect = "/verified"
+
+// Mail kinds in the outbox.
+const (
+	KindResetPassword   = "reset-password"
+	KindPasswordChanged = "password-changed"
+	KindVerifyEmail     = "verify-email"
+)
+
+// registerMail subscribes to the account events that send mail, as the
+// seed's boot script does with user.on('resetPasswordRequest', ...). Each
+// subscriber renders views/email and puts the message in the outbox inside
+// the event's transaction, so the token and its mail commit together or not
+// at all. notify (may be nil) wakes the outbox worker; it is called inside
+// the transaction, and the worker's read waits for the commit on the single
+// writer connection (models.Outbox.Due).
+//
+// Links are built only from baseURL (LATCHKEY_BASE_URL), never from a
+// request's Host header.
+func registerMail(users *models.Users, baseURL string, notify func()) {
+	baseURL = strings.TrimRight(baseURL, "/")
+	poke := func() {
+		if notify != nil {
+			notify()
+		}
+	}
+	users.OnResetPasswordRequest(func(ctx context.Context, tx *models.Tx, ev models.ResetPasswordRequest) error {
+		m, err := email.RenderReset(ctx, email.ResetData{
+			Email:   ev.Email,
+			Link:    ResetLink(baseURL, ev.AccessToken.ID),
+			Minutes: ceilDiv(ev.AccessToken.TTL, 60),
+		})
+		if err != nil {
+			return err
+		}
+		if err := tx.EnqueueEmail(ctx, models.Email{Kind: KindResetPassword, To: ev.Email, Subject: m.Subject, HTML: m.HTML, Text: m.Text}); err != nil {
+			return err
+		}
+		poke()
+		return nil
+	})
+	users.OnPasswordChanged(func(ctx context.Context, tx *models.Tx, ev models.PasswordChanged) error {
+		m, err := email.RenderPasswordChanged(ctx, email.PasswordChangedData{
+			Email:            ev.User.Email,
+			When:             tx.Now(),
+			Reason:           ev.Reason,
+			IP:               ev.Meta.IP,
+			RequestResetLink: baseURL + "/request-password-reset",
+		})
+		if err != nil {
+			return err
+		}
+		if err := tx.EnqueueEmail(ctx, models.Email{Kind: KindPasswordChanged, To: ev.User.Email, Subject: m.Subject, HTML: m.HTML, Text: m.Text}); err != nil {
+			return err
+		}
+		poke()
+		return nil
+	})
+	users.OnVerifyEmailRequest(func(ctx context.Context, tx *models.Tx, ev models.VerifyEmailRequest) error {
+		m, err := email.RenderVerify(ctx, email.VerifyData{
+			Email: ev.User.Email,
+			Link:  ConfirmLink(baseURL, ev.User.ID, ev.Redirect, ev.Token),
+			Hours: ceilDiv(users.Config().VerifyTTL, 3600),
+		})
+		if err != nil {
+			return err
+		}
+		if err := tx.EnqueueEmail(ctx, models.Email{Kind: KindVerifyEmail, To: ev.User.Email, Subject: m.Subject, HTML: m.HTML, Text: m.Text}); err != nil {
+			return err
+		}
+		poke()
+		return nil
+	})
+}
+
+// ResetLink is the link in the reset email: BASE_URL/reset-password?access_token=TOKEN.
+func ResetLink(baseURL, token string) string {
+	return strings.TrimRight(baseURL, "/") + "/reset-password?access_token=" + url.QueryEscape(token)
+}
+
+// ConfirmLink is LoopBack's verify link with our base URL:
+// BASE_URL/api/users/confirm?uid=ID&redirect=REDIRECT&token=TOKEN.
+func ConfirmLink(baseURL string, uid int64, redirect, token string) string {
+	if redirect == "" {
+		redirect = DefaultVerifyRedirect
+	}
+	return strings.TrimRight(baseURL, "/") + "/api/users/confirm?uid=" + strconv.FormatInt(uid, 10) +
+		"&redirect=" + url.QueryEscape(redirect) + "&token=" + url.QueryEscape(token)
+}
+
+func ceilDiv(n, d int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	return (n + d - 1) / d
+}
