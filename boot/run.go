@@ -59,6 +59,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	app := &App{Config: cfg, Log: log, DB: db, Users: users, Now: now}
 
 	// mail: subscribers and the outbox worker are wired here.
+	sender, err := NewSMTPSender(cfg.SMTP)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	mailer := NewOutboxWorker(models.NewOutbox(db, models.OutboxConfig{Now: now}), sender, log, WorkerConfig{})
+	registerMail(users, cfg.BaseURL, mailer.Notify)
+	app.background = append(app.background, mailer.Run)
 
 	app.background = append(app.background, app.pruneTokens)
 
