@@ -43,6 +43,9 @@ func newAuthCache(max int, fresh time.Duration) *authCache {
 
 // generation is read before a database load and passed to put*.
 func (c *authCache) generation() uint64 {
+	if c == nil {
+		return 0
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.gen
