@@ -1,12 +1,101 @@
 package handlers
 
 import (
+	"bytes"
 	"net/http"
 
+	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/static"
+	"github.com/latchkey/latchkey/views"
 )
 
-// renderErrorPage answers a failed page request. (Owned by the pages work; replaced by the templ error page there.)
+// pageCSP allows the site's own styles, images and form targets, and no
+// script at all: the pages work without JavaScript.
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; " +
+	"frame-ancestors 'none'; base-uri 'none'"
+
+// setPageHeaders adds what every HTML page sends on top of the common
+// security headers: the CSP, and no-store, since pages carry a CSRF token
+// and often account data (the Back button after logout must not show them).
+func setPageHeaders(c echo.Context) {
+	h := c.Response().Header()
+	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set(echo.HeaderCacheControl, "no-store")
+}
+
+// pageHeaders is setPageHeaders as middleware for the page routes.
+func pageHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		setPageHeaders(c)
+		return next(c)
+	}
+}
+
+// render writes a templ component with a status. It renders into a buffer
+// first, so a failing component becomes a clean 500 instead of half a page.
+func render(c echo.Context, status int, comp templ.Component) error {
+	var buf bytes.Buffer
+	if err := comp.Render(c.Request().Context(), &buf); err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(status)
+	if c.Request().Method == http.MethodHead {
+		return nil
+	}
+	_, err := c.Response().Write(buf.Bytes())
+	return err
+}
+
+// errorText is what an error page says for a status. It never shows the
+// error itself: causes go to the log.
+func errorText(status int) (title, message string) {
+	switch status {
+	case http.StatusBadRequest:
+		return "That request didn't work", "Something in it could not be understood. Go back and try again."
+	case http.StatusUnauthorized:
+		return "Please log in", "You need to be logged in to see this page."
+	case http.StatusForbidden:
+		return "This form can't be accepted",
+			"It was sent from another site, or the page was open too long and its security token expired. " +
+				"For your safety we only accept forms sent from this site's own pages: go back, reload the page and try again."
+	case http.StatusNotFound:
+		return "Page not found", "There is no page at this address. Check the link, or start again from the home page."
+	case http.StatusMethodNotAllowed:
+		return "That action isn't available here", "This page can't be used that way. Start again from the home page."
+	case http.StatusRequestEntityTooLarge:
+		return "That was too much", "What you sent is larger than we accept. Go back and send less."
+	case http.StatusUnsupportedMediaType:
+		return "That request didn't work", "It was sent in a format this page doesn't accept."
+	case http.StatusTooManyRequests:
+		return "Too many attempts", "Please wait a little and try again."
+	case http.StatusServiceUnavailable:
+		return "We're busy right now", "Too many people are doing this at once. Please try again in a moment."
+	}
+	if status >= 500 {
+		return "Something went wrong", "We couldn't complete your request. Please try again in a moment."
+	}
+	return http.StatusText(status), "Go back and try again, or start again from the home page."
+}
+
+// renderErrorPage answers a failed page request (the central error handler
+// calls it for every non-/api path): the HTML error page in the site's look.
+// message is the error's text and is deliberately not shown.
 func (h *Handler) renderErrorPage(c echo.Context, status int, message string) error {
-	return c.String(status, http.StatusText(status)+": "+message)
+	_ = message
+	setPageHeaders(c)
+	assets := static.MustLoad()
+	p := views.Page{Asset: assets.URL, Wide: true}
+	if s := sessionOf(c); s != nil {
+		p.Email = s.User.Email
+	}
+	if tok, ok := c.Get(ctxCSRF).(string); ok {
+		p.CSRF = tok
+	}
+	title, text := errorText(status)
+	p.Title = title
+	return render(c, status, views.ErrorPage(p, views.ErrorView{Status: status, Title: title, Message: text}))
 }

@@ -1,0 +1,136 @@
+package handlers
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/models"
+)
+
+// Cookie names. With an https base URL they get the __Host- prefix (Secure,
+// Path=/, no Domain: a sibling subdomain cannot plant or overwrite them).
+// The reset cookie is scoped to /reset-password, which __Host- forbids, so
+// it takes __Secure-.
+const (
+	sessionCookie = "latchkey_session"
+	csrfCookie    = "latchkey_csrf"
+	flashCookie   = "latchkey_flash"
+	resetCookie   = "latchkey_reset"
+	resetPath     = "/reset-password"
+
+	// ctxSession is the echo.Context key of the page request's *models.Session.
+	ctxSession = "latchkey.session"
+	// ctxCSRF is where Echo's CSRF middleware leaves the form token.
+	ctxCSRF = "csrf"
+
+	// maxCookieAge is what browsers accept at most (400 days); an eternal
+	// token's cookie gets that.
+	maxCookieAge = 400 * 24 * 60 * 60
+)
+
+// cookieName adds the __Host- prefix when cookies are Secure.
+func (h *Handler) cookieName(base string) string {
+	if h.SecureCookies {
+		return "__Host-" + base
+	}
+	return base
+}
+
+// newCookie is a cookie with the flags every Latchkey cookie has: HttpOnly,
+// SameSite=Lax, Path=/, Secure behind https, no Domain.
+func (h *Handler) newCookie(base, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: h.cookieName(base), Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: h.SecureCookies, SameSite: http.SameSiteLaxMode}
+}
+
+// expireCookie tells the browser to drop a cookie.
+func (h *Handler) expireCookie(c echo.Context, base string) {
+	ck := h.newCookie(base, "", -1)
+	ck.Expires = time.Unix(0, 0)
+	c.SetCookie(ck)
+}
+
+// setSessionCookie puts a new access token in the session cookie; the
+// cookie lives as long as the token.
+func (h *Handler) setSessionCookie(c echo.Context, tok *models.AccessToken) {
+	age := int(tok.TTL)
+	if tok.TTL < 0 || tok.TTL > maxCookieAge {
+		age = maxCookieAge
+	}
+	c.SetCookie(h.newCookie(sessionCookie, tok.ID, age))
+}
+
+// rotateCSRF drops the CSRF cookie, also the one Echo's middleware set for
+// this response, so the next page gets a fresh token: a token known before
+// login (or planted) is useless after it.
+func (h *Handler) rotateCSRF(c echo.Context) {
+	hdr := c.Response().Header()
+	prefix := h.cookieName(csrfCookie) + "="
+	kept := hdr.Values(echo.HeaderSetCookie)[:0:0]
+	for _, v := range hdr.Values(echo.HeaderSetCookie) {
+		if len(v) < len(prefix) || v[:len(prefix)] != prefix {
+			kept = append(kept, v)
+		}
+	}
+	hdr.Del(echo.HeaderSetCookie)
+	for _, v := range kept {
+		hdr.Add(echo.HeaderSetCookie, v)
+	}
+	h.expireCookie(c, csrfCookie)
+}
+
+// loadSession resolves the session cookie of a page request to a session
+// (Users.Authenticate) and keeps it in the context. A cookie that names no
+// live session is dropped. Only page routes use this: cookies never
+// authenticate the JSON API.
+func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ck, err := c.Cookie(h.cookieName(sessionCookie))
+		if err != nil || ck.Value == "" {
+			return next(c)
+		}
+		sess, err := h.Users.Authenticate(c.Request().Context(), ck.Value, models.ScopeSession)
+		if err != nil {
+			return err
+		}
+		if sess == nil {
+			h.expireCookie(c, sessionCookie)
+			return next(c)
+		}
+		c.Set(ctxSession, sess)
+		return next(c)
+	}
+}
+
+// sessionOf is the page request's session, or nil when signed out.
+func sessionOf(c echo.Context) *models.Session {
+	s, _ := c.Get(ctxSession).(*models.Session)
+	return s
+}
+
+// flashText is the one-time notice a redirect can leave for the next page.
+// The cookie holds only the key, so no text can be injected through it.
+func flashText(key string) string {
+	switch key {
+	case "logged-out":
+		return "You have logged out."
+	}
+	return ""
+}
+
+// setFlash leaves a notice for the next page.
+func (h *Handler) setFlash(c echo.Context, key string) {
+	c.SetCookie(h.newCookie(flashCookie, key, 60))
+}
+
+// takeFlash reads and clears the notice left by the previous response.
+func (h *Handler) takeFlash(c echo.Context) string {
+	ck, err := c.Cookie(h.cookieName(flashCookie))
+	if err != nil {
+		return ""
+	}
+	h.expireCookie(c, flashCookie)
+	return flashText(ck.Value)
+}
