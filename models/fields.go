@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -165,6 +166,9 @@ func lbValue(v json.RawMessage, present bool) string {
 	return string(v)
 }
 
+// jsonNumber is the grammar of a JSON number (strconv also takes "Inf", hex, "1_0").
+var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
 // ParseTTL reads a login's requested ttl as LoopBack does: absent, null or 0
 // mean the default; a number or a numeric string is taken as seconds. Values
 // that are negative (other than -1, returned as is for the caller to allow or
@@ -183,6 +187,9 @@ func ParseTTL(v json.RawMessage) (int64, error) {
 		if s == "" {
 			return 0, nil
 		}
+	}
+	if !jsonNumber.MatchString(s) {
+		return 0, ErrInvalidTTL
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {

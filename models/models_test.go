@@ -1,0 +1,60 @@
+package models_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/models"
+)
+
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// mustOpenDB opens a fresh database file in t.TempDir().
+func mustOpenDB(t testing.TB) *models.DB {
+	t.Helper()
+	db, err := models.Open(context.Background(), filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// newUsers returns the service over a fresh database with a test clock and
+// a cheap bcrypt cost.
+func newUsers(t testing.TB, cfg models.Config) (*models.Users, *testClock) {
+	t.Helper()
+	clk := &testClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	if cfg.Now == nil {
+		cfg.Now = clk.Now
+	}
+	h := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8})
+	return models.NewUsers(mustOpenDB(t), h, cfg), clk
+}
+
+func mustCreate(t testing.TB, u *models.Users, kv ...string) *models.User {
+	t.Helper()
+	user, err := u.CreateUser(context.Background(), models.StringFields(kv...), models.ClientMeta{})
+	if err != nil {
+		t.Fatalf("create %v: %v", kv, err)
+	}
+	return user
+}
