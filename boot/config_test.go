@@ -1,0 +1,94 @@
+package boot_test
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/latchkey/latchkey/boot"
+)
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := boot.LoadConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := boot.DefaultConfig()
+	if c.Addr != "127.0.0.1:3000" || c.DB != "./data/latchkey.db" || c.BaseURL != "http://localhost:3000" ||
+		c.SMTP.Host != "127.0.0.1" || c.SMTP.Port != 1025 || c.SMTP.TLS != "none" || c.BcryptCost != 10 ||
+		c.PasswordMin != 8 || c.TokenTTL != 1209600 || c.TokenMaxTTL != 31556926 || c.ResetTTL != 900 ||
+		c.LogFormat != "text" || c.Addr != want.Addr {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if c.SecureCookies() {
+		t.Error("http base URL with secure cookies")
+	}
+}
+
+func TestLoadConfigEnvAndFlags(t *testing.T) {
+	env := map[string]string{
+		"LATCHKEY_ADDR":            "0.0.0.0:8080",
+		"LATCHKEY_BASE_URL":        "https://auth.example.com/",
+		"LATCHKEY_SMTP_TLS":        "STARTTLS",
+		"LATCHKEY_SMTP_PORT":       "587",
+		"LATCHKEY_BCRYPT_COST":     "12",
+		"LATCHKEY_TOKEN_TTL":       "3600",
+		"LATCHKEY_LOG_FORMAT":      "json",
+		"LATCHKEY_CORS_ORIGINS":    "https://a.example.com, https://b.example.com",
+		"LATCHKEY_TRUSTED_PROXIES": "10.0.0.0/8,192.0.2.7",
+	}
+	c, err := boot.LoadConfig([]string{"-addr", "127.0.0.1:9999", "-password-min", "12"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9999" || c.PasswordMin != 12 {
+		t.Errorf("flags did not win: %+v", c)
+	}
+	if c.BaseURL != "https://auth.example.com" || !c.SecureCookies() || c.SMTP.TLS != "starttls" || c.SMTP.Port != 587 ||
+		c.BcryptCost != 12 || c.TokenTTL != 3600 || c.LogFormat != "json" || len(c.CORSOrigins) != 2 ||
+		len(c.TrustedProxies) != 2 || c.TrustedProxies[1].String() != "192.0.2.7/32" {
+		t.Errorf("env: %+v", c)
+	}
+}
+
+// TestLoadConfigBadValues: every bad value stops start-up naming the setting.
+func TestLoadConfigBadValues(t *testing.T) {
+	for name, val := range map[string]string{
+		"LATCHKEY_ADDR":             "nonsense",
+		"LATCHKEY_BASE_URL":         "ftp://x",
+		"LATCHKEY_SMTP_PORT":        "70000",
+		"LATCHKEY_SMTP_TLS":         "maybe",
+		"LATCHKEY_BCRYPT_COST":      "4",
+		"LATCHKEY_PASSWORD_MIN":     "zero",
+		"LATCHKEY_TOKEN_TTL":        "-5",
+		"LATCHKEY_TOKEN_MAX_TTL":    "1.5",
+		"LATCHKEY_RESET_TTL":        "10",
+		"LATCHKEY_LOG_FORMAT":       "xml",
+		"LATCHKEY_MAIL_FROM":        "nobody",
+		"LATCHKEY_CORS_ORIGINS":     "*",
+		"LATCHKEY_TRUSTED_PROXIES":  "everyone",
+		"LATCHKEY_PASSWORD_HASH":    "md5",
+		"LATCHKEY_SHUTDOWN_TIMEOUT": "soon",
+	} {
+		_, err := boot.LoadConfig(nil, func(k string) string {
+			if k == name {
+				return val
+			}
+			return ""
+		}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: %v", name, val, err)
+		}
+	}
+	if _, err := boot.LoadConfig(nil, func(k string) string {
+		return map[string]string{"LATCHKEY_TOKEN_TTL": "100", "LATCHKEY_TOKEN_MAX_TTL": "50"}[k]
+	}, io.Discard); err == nil {
+		t.Error("ttl above max accepted")
+	}
+	if _, err := boot.LoadConfig([]string{"-bcrypt-cost", "99"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "-bcrypt-cost") {
+		t.Errorf("bad flag: %v", err)
+	}
+	if _, err := boot.LoadConfig([]string{"extra"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("stray argument accepted")
+	}
+}
