@@ -1,0 +1,609 @@
+package boot
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/mail"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/latchkey/latchkey/models"
+)
+
+// ---- an in-process SMTP server ----------------------------------------------
+
+// received is one message as the SMTP server got it, parsed.
+type received struct {
+	From, Subject, MessageID string
+	To                       []string // RCPT TO
+	Header                   mail.Header
+	Text, HTML               string
+	At                       time.Time
+}
+
+// smtpSink is a go-smtp server on loopback that records every message.
+type smtpSink struct {
+	t    *testing.T
+	srv  *smtp.Server
+	addr string
+	ch   chan received
+}
+
+type sinkBackend struct{ s *smtpSink }
+
+func (b sinkBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{s: b.s}, nil }
+
+type sinkSession struct {
+	s    *smtpSink
+	from string
+	to   []string
+}
+
+func (x *sinkSession) Mail(from string, _ *smtp.MailOptions) error { x.from = from; return nil }
+func (x *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error   { x.to = append(x.to, to); return nil }
+func (x *sinkSession) Reset()                                      { x.from, x.to = "", nil }
+func (x *sinkSession) Logout() error                               { return nil }
+func (x *sinkSession) Data(r io.Reader) error {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m, err := parseMail(raw)
+	if err != nil {
+		x.s.t.Errorf("smtp sink: unparsable message: %v\n%s", err, raw)
+		return err
+	}
+	m.To = x.to
+	m.At = time.Now()
+	x.s.ch <- m
+	return nil
+}
+
+// startSink listens on addr ("127.0.0.1:0" for any port).
+func startSink(t *testing.T, addr string) *smtpSink {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &smtpSink{t: t, addr: ln.Addr().String(), ch: make(chan received, 100)}
+	s.srv = smtp.NewServer(sinkBackend{s})
+	s.srv.Domain = "localhost"
+	s.srv.AllowInsecureAuth = true
+	s.srv.ReadTimeout = 10 * time.Second
+	s.srv.WriteTimeout = 10 * time.Second
+	go s.srv.Serve(ln)
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *smtpSink) close() { _ = s.srv.Close() }
+
+func (s *smtpSink) port() int {
+	_, p, _ := net.SplitHostPort(s.addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// next waits (bounded) for the next message.
+func (s *smtpSink) next(t *testing.T, within time.Duration) received {
+	t.Helper()
+	select {
+	case m := <-s.ch:
+		return m
+	case <-time.After(within):
+		t.Fatalf("no mail within %v", within)
+	}
+	return received{}
+}
+
+// none checks that no message arrives for a moment.
+func (s *smtpSink) none(t *testing.T, wait time.Duration) {
+	t.Helper()
+	select {
+	case m := <-s.ch:
+		t.Fatalf("unexpected mail %q to %v", m.Subject, m.To)
+	case <-time.After(wait):
+	}
+}
+
+func parseMail(raw []byte) (received, error) {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return received{}, err
+	}
+	dec := new(mime.WordDecoder)
+	subj, _ := dec.DecodeHeader(msg.Header.Get("Subject"))
+	m := received{From: msg.Header.Get("From"), Subject: subj, MessageID: msg.Header.Get("Message-Id"), Header: msg.Header}
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil {
+		return m, err
+	}
+	if !strings.HasPrefix(mt, "multipart/") {
+		return m, fmt.Errorf("content type %s, want multipart/alternative", mt)
+	}
+	if mt != "multipart/alternative" {
+		return m, fmt.Errorf("content type %s, want multipart/alternative", mt)
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return m, err
+		}
+		body, err := io.ReadAll(p) // quoted-printable is decoded by the reader
+		if err != nil {
+			return m, err
+		}
+		if strings.EqualFold(p.Header.Get("Content-Transfer-Encoding"), "base64") {
+			body, err = base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(body)), ""))
+			if err != nil {
+				return m, err
+			}
+		}
+		pt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		switch pt {
+		case "text/plain":
+			m.Text = string(body)
+		case "text/html":
+			m.HTML = string(body)
+		}
+	}
+	return m, nil
+}
+
+// ---- the app, served for real ----------------------------------------------
+
+// testClock is a settable clock shared by the app and the worker.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+const testBaseURL = "https://latchkey.example"
+
+type testApp struct {
+	t      *testing.T
+	app    *App
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncBuffer
+	outbox *models.Outbox
+	once   sync.Once
+}
+
+// startApp builds the app as Run does (boot.New) on dbPath with SMTP at
+// 127.0.0.1:smtpPort and serves it on a loopback port.
+func startApp(t *testing.T, dbPath string, smtpPort int, clk *testClock) *testApp {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.DB = dbPath
+	cfg.BaseURL = testBaseURL
+	cfg.SMTP.Host = "127.0.0.1"
+	cfg.SMTP.Port = smtpPort
+	cfg.SMTP.From = "Latchkey <noreply@latchkey.example>"
+	cfg.BcryptCost = 4 // the cost itself is tested in models
+	cfg.ShutdownTimeout = 5 * time.Second
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := New(ctx, cfg, log, clk.Now)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ta := &testApp{t: t, app: app, url: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1), logs: logs,
+		outbox: models.NewOutbox(app.DB, models.OutboxConfig{Now: clk.Now})}
+	go func() { ta.done <- app.Serve(ctx, ln) }()
+	t.Cleanup(ta.stop)
+	return ta
+}
+
+// stop shuts the app down as SIGTERM does and waits for it (idempotent).
+func (a *testApp) stop() {
+	a.once.Do(func() {
+		a.cancel()
+		select {
+		case err := <-a.done:
+			if err != nil {
+				a.t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			a.t.Error("app did not stop within 20s")
+		}
+	})
+}
+
+type httpResult struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends a real HTTP request; headers are "Name: value", "Host: x" sets the Host.
+func (a *testApp) do(method, path, body string, headers ...string) httpResult {
+	a.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, a.url+path, rd)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if strings.EqualFold(k, "Host") {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return httpResult{status: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+func (a *testApp) must(status int, method, path, body string, headers ...string) httpResult {
+	a.t.Helper()
+	r := a.do(method, path, body, headers...)
+	if r.status != status {
+		a.t.Fatalf("%s %s: %d %s, want %d", method, path, r.status, r.body, status)
+	}
+	return r
+}
+
+func (a *testApp) signup(email, password string) int64 {
+	a.t.Helper()
+	r := a.must(200, "POST", "/api/users", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password))
+	var u struct{ ID int64 }
+	if err := json.Unmarshal([]byte(r.body), &u); err != nil {
+		a.t.Fatal(err)
+	}
+	return u.ID
+}
+
+func (a *testApp) login(email, password string) string {
+	a.t.Helper()
+	r := a.must(200, "POST", "/api/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password))
+	var tok struct{ ID string }
+	if err := json.Unmarshal([]byte(r.body), &tok); err != nil {
+		a.t.Fatal(err)
+	}
+	return tok.ID
+}
+
+// waitOutbox polls the outbox until cond holds (bounded).
+func (a *testApp) waitOutbox(cond func(models.OutboxStats) bool, within time.Duration) models.OutboxStats {
+	a.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st, err := a.outbox.Stats(context.Background())
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("outbox never reached the wanted state; last %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func newClock() *testClock { return &testClock{t: time.Now().UTC().Truncate(time.Millisecond)} }
+
+var (
+	resetLinkRE = regexp.MustCompile(regexp.QuoteMeta(testBaseURL) + `/reset-password\?access_token=([A-Za-z0-9]{64})`)
+	secretRunRE = regexp.MustCompile(`[A-Za-z0-9]{32,}`)
+	confirmRE   = regexp.MustCompile(regexp.QuoteMeta(testBaseURL) + `/api/users/confirm\?uid=(\d+)&redirect=%2Fverified&token=([0-9a-f]{128})`)
+)
+
+// resetToken checks a reset mail and returns the token of its link.
+func resetToken(t *testing.T, m received, to string) string {
+	t.Helper()
+	if len(m.To) != 1 || m.To[0] != to {
+		t.Fatalf("RCPT TO %v, want %s", m.To, to)
+	}
+	if got := m.Header.Get("To"); !strings.Contains(got, to) {
+		t.Fatalf("To: %q", got)
+	}
+	if m.From != `"Latchkey" <noreply@latchkey.example>` && m.From != "Latchkey <noreply@latchkey.example>" {
+		t.Fatalf("From: %q", m.From)
+	}
+	if m.Subject != "Reset your password" {
+		t.Fatalf("Subject: %q", m.Subject)
+	}
+	if m.Text == "" || m.HTML == "" {
+		t.Fatalf("want both parts; text %d bytes, html %d bytes", len(m.Text), len(m.HTML))
+	}
+	tm := resetLinkRE.FindStringSubmatch(m.Text)
+	hm := resetLinkRE.FindStringSubmatch(html.UnescapeString(m.HTML))
+	if tm == nil || hm == nil || tm[1] != hm[1] {
+		t.Fatalf("reset link not found in both parts:\n%s\n%s", m.Text, m.HTML)
+	}
+	if !strings.Contains(m.HTML, `href="`+tm[0]+`"`) {
+		t.Fatalf("HTML has no clickable link to %s", tm[0])
+	}
+	if !strings.Contains(m.Text, "15 minutes") || !strings.Contains(m.Text, "did not ask") {
+		t.Fatalf("text body misses the expiry or the ignore note:\n%s", m.Text)
+	}
+	if m.MessageID == "" {
+		t.Fatal("no Message-ID")
+	}
+	return tm[1]
+}
+
+// TestResetJourneyOverSMTP follows the reset link from a mail that go-mail
+// delivered over TCP to an SMTP server.
+func TestResetJourneyOverSMTP(t *testing.T) {
+	sink := startSink(t, "127.0.0.1:0")
+	clk := newClock()
+	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.port(), clk)
+	id := a.signup("bob@example.com", "bob-pw-1-long")
+	userPath := fmt.Sprintf("/api/users/%d", id)
+	s1 := a.login("bob@example.com", "bob-pw-1-long")
+	s2 := a.login("Bob@Example.com", "bob-pw-1-long")
+
+	start := time.Now()
+	r := a.must(204, "POST", "/api/users/reset", `{"email":"bob@example.com"}`,
+		"Host: evil.test", "X-Forwarded-Host: evil.test", "X-Forwarded-Proto: http", "Origin: http://evil.test")
+	answered := time.Since(start)
+	if r.body != "" {
+		t.Fatalf("reset body %q, want empty", r.body)
+	}
+	m1 := sink.next(t, 5*time.Second)
+	t.Logf("POST /reset answered in %v; mail received %v after the request", answered.Round(time.Microsecond), m1.At.Sub(start).Round(time.Microsecond))
+	tok1 := resetToken(t, m1, "bob@example.com")
+	if strings.Contains(m1.Text+m1.HTML, "evil.test") {
+		t.Fatal("the Host header leaked into the mail")
+	}
+	if !strings.HasPrefix(m1.MessageID, "<latchkey.") || !strings.HasSuffix(m1.MessageID, "@latchkey.example>") {
+		t.Fatalf("Message-ID %q", m1.MessageID)
+	}
+
+	// The reset token is not a session.
+	a.must(401, "GET", userPath, "", "Authorization: "+tok1)
+	// A newer request makes the older link useless.
+	a.must(204, "POST", "/api/users/reset", `{"email":"BOB@example.com"}`)
+	tok2 := resetToken(t, sink.next(t, 5*time.Second), "bob@example.com")
+	if tok2 == tok1 {
+		t.Fatal("same token twice")
+	}
+	a.must(401, "POST", "/api/users/reset-password?access_token="+tok1, `{"newPassword":"bob-pw-2-long"}`)
+
+	// Follow the newest link.
+	a.must(204, "POST", "/api/users/reset-password?access_token="+tok2, `{"newPassword":"bob-pw-2-long"}`)
+	a.must(401, "POST", "/api/users/reset-password?access_token="+tok2, `{"newPassword":"bob-pw-3-long"}`) // single use
+	for _, s := range []string{s1, s2} {
+		a.must(401, "GET", userPath, "", "Authorization: "+s)
+	}
+	a.must(401, "POST", "/api/users/login", `{"email":"bob@example.com","password":"bob-pw-1-long"}`)
+	s3 := a.login("bob@example.com", "bob-pw-2-long")
+	a.must(200, "GET", userPath, "", "Authorization: "+s3)
+
+	// The notice: no token, no secret link, a way to start a reset.
+	n := sink.next(t, 5*time.Second)
+	if n.Subject != "Your password was changed" || len(n.To) != 1 || n.To[0] != "bob@example.com" || n.Text == "" || n.HTML == "" {
+		t.Fatalf("notice: subject %q to %v, text %d bytes, html %d bytes", n.Subject, n.To, len(n.Text), len(n.HTML))
+	}
+	for _, part := range []string{n.Text, n.HTML} {
+		if strings.Contains(part, tok2) || strings.Contains(part, "access_token") || secretRunRE.MatchString(part) {
+			t.Fatalf("notice carries something secret-shaped:\n%s", part)
+		}
+		if !strings.Contains(part, testBaseURL+"/request-password-reset") || !strings.Contains(part, "wasn't you") {
+			t.Fatalf("notice lacks the way back:\n%s", part)
+		}
+	}
+	if !strings.Contains(n.Text, "reset with an emailed link") {
+		t.Fatalf("notice does not say why:\n%s", n.Text)
+	}
+	sink.none(t, 100*time.Millisecond)
+
+	// Sent mail keeps no body; nothing is pending.
+	st := a.waitOutbox(func(s models.OutboxStats) bool { return s.Sent == 3 }, 5*time.Second)
+	if st.Pending != 0 || st.Dead != 0 {
+		t.Fatalf("outbox %+v", st)
+	}
+	var bodies int
+	if err := a.app.DB.Reader().QueryRow(`SELECT count(*) FROM outbox WHERE html != '' OR text != ''`).Scan(&bodies); err != nil || bodies != 0 {
+		t.Fatalf("%d sent messages still hold a body (%v)", bodies, err)
+	}
+
+	// Nothing secret in the log, at any level.
+	logs := a.logs.String()
+	for _, secret := range []string{tok1, tok2, s1, s2, s3, "bob-pw-1-long", "bob-pw-2-long"} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("the log holds a secret %q:\n%s", secret, logs)
+		}
+	}
+	if !strings.Contains(logs, "mail sent") {
+		t.Fatalf("no 'mail sent' line in the log:\n%s", logs)
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "level=INFO") && strings.Contains(line, "mail") && strings.Contains(line, "bob@example.com") {
+			t.Fatalf("recipient at info level: %s", line)
+		}
+	}
+}
+
+// TestResetTokenExpiresOverSMTP: the mailed link stops working after the reset TTL.
+func TestResetTokenExpiresOverSMTP(t *testing.T) {
+	sink := startSink(t, "127.0.0.1:0")
+	clk := newClock()
+	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.port(), clk)
+	a.signup("carol@example.com", "carol-pw-1-long")
+	a.must(204, "POST", "/api/users/reset", `{"email":"carol@example.com"}`)
+	tok := resetToken(t, sink.next(t, 5*time.Second), "carol@example.com")
+	clk.Advance(15 * time.Minute)
+	a.must(401, "POST", "/api/users/reset-password", `{"newPassword":"carol-pw-2-long"}`, "Authorization: "+tok)
+	a.must(200, "POST", "/api/users/login", `{"email":"carol@example.com","password":"carol-pw-1-long"}`)
+	sink.none(t, 100*time.Millisecond) // no "changed" notice
+}
+
+// TestVerifyMailOverSMTP: the confirm link from the mail verifies the address.
+func TestVerifyMailOverSMTP(t *testing.T) {
+	sink := startSink(t, "127.0.0.1:0")
+	clk := newClock()
+	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.port(), clk)
+	id := a.signup("dave@example.com", "dave-pw-1-long")
+	s := a.login("dave@example.com", "dave-pw-1-long")
+	a.must(204, "POST", fmt.Sprintf("/api/users/%d/verify", id), "", "Authorization: "+s, "Host: evil.test")
+	m := sink.next(t, 5*time.Second)
+	if m.Subject != "Thanks for Registering" || len(m.To) != 1 || m.To[0] != "dave@example.com" || m.Text == "" || m.HTML == "" {
+		t.Fatalf("verify mail: %q to %v", m.Subject, m.To)
+	}
+	tm := confirmRE.FindStringSubmatch(m.Text)
+	hm := confirmRE.FindStringSubmatch(html.UnescapeString(m.HTML))
+	if tm == nil || hm == nil || tm[0] != hm[0] || tm[1] != strconv.FormatInt(id, 10) {
+		t.Fatalf("confirm link not in both parts:\n%s\n%s", m.Text, m.HTML)
+	}
+	link := strings.TrimPrefix(tm[0], testBaseURL)
+	r := a.must(302, "GET", link, "")
+	if r.header.Get("Location") != DefaultVerifyRedirect {
+		t.Fatalf("Location %q", r.header.Get("Location"))
+	}
+	u := a.must(200, "GET", fmt.Sprintf("/api/users/%d", id), "", "Authorization: "+s)
+	if !strings.Contains(u.body, `"emailVerified":true`) {
+		t.Fatalf("user after confirm: %s", u.body)
+	}
+	a.must(400, "GET", link, "") // single use
+	if strings.Contains(a.logs.String(), tm[2]) {
+		t.Fatal("the verification token is in the log")
+	}
+}
+
+// TestMailSurvivesSMTPOutage: with the mail server down the API answers the
+// same, the message waits in the outbox with its failures counted, and it is
+// delivered when the server comes back — also after the app restarts.
+func TestMailSurvivesSMTPOutage(t *testing.T) {
+	// A port with nobody listening.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	smtpAddr := ln.Addr().String()
+	ln.Close()
+	_, p, _ := net.SplitHostPort(smtpAddr)
+	port, _ := strconv.Atoi(p)
+
+	dbPath := filepath.Join(t.TempDir(), "latchkey.db")
+	clk := newClock()
+	a := startApp(t, dbPath, port, clk)
+	a.signup("erin@example.com", "erin-pw-1-long")
+	a.signup("frank@example.com", "frank-pw-1-long")
+
+	start := time.Now()
+	r := a.must(204, "POST", "/api/users/reset", `{"email":"erin@example.com"}`)
+	unknown := a.must(204, "POST", "/api/users/reset", `{"email":"nobody@example.com"}`)
+	if r.body != "" || unknown.body != "" || r.header.Get("Content-Type") != unknown.header.Get("Content-Type") {
+		t.Fatalf("known and unknown answers differ while SMTP is down: %q %q", r.body, unknown.body)
+	}
+	t.Logf("POST /reset with SMTP down answered in %v", time.Since(start).Round(time.Microsecond))
+	st := a.waitOutbox(func(s models.OutboxStats) bool { return s.Retrying == 1 }, 5*time.Second)
+	if st.Pending != 1 || st.Sent != 0 {
+		t.Fatalf("outbox %+v", st)
+	}
+	var e models.Email
+	if err := a.app.DB.Reader().QueryRow(`SELECT id, attempts, last_error, html FROM outbox`).Scan(&e.ID, &e.Attempts, &e.LastError, &e.HTML); err != nil {
+		t.Fatal(err)
+	}
+	if e.Attempts < 1 || e.LastError == "" || e.HTML == "" {
+		t.Fatalf("queued row: attempts %d, last_error %q, html kept %v", e.Attempts, e.LastError, e.HTML != "")
+	}
+	t.Logf("stored error: %s", e.LastError)
+	if !strings.Contains(a.logs.String(), "will retry") {
+		t.Fatalf("no retry warning in the log:\n%s", a.logs.String())
+	}
+
+	t.Run("delivered when the server comes back", func(t *testing.T) {
+		sink := startSink(t, smtpAddr)
+		clk.Advance(time.Minute) // past the backoff (5s ± 20%)
+		tok := resetToken(t, sink.next(t, 5*time.Second), "erin@example.com")
+		a.must(204, "POST", "/api/users/reset-password", `{"newPassword":"erin-pw-2-long"}`, "X-Access-Token: "+tok)
+		sink.next(t, 5*time.Second) // the notice
+		sink.close()
+	})
+
+	t.Run("delivered after a restart", func(t *testing.T) {
+		a.must(204, "POST", "/api/users/reset", `{"email":"frank@example.com"}`)
+		a.waitOutbox(func(s models.OutboxStats) bool { return s.Retrying == 1 }, 5*time.Second)
+		a.stop() // as SIGTERM: the message is still pending in the file
+
+		sink := startSink(t, smtpAddr)
+		clk.Advance(time.Minute)
+		b := startApp(t, dbPath, port, clk)
+		tok := resetToken(t, sink.next(t, 5*time.Second), "frank@example.com")
+		b.must(204, "POST", "/api/users/reset-password", `{"newPassword":"frank-pw-2-long"}`, "X-Access-Token: "+tok)
+		b.login("frank@example.com", "frank-pw-2-long")
+		sink.next(t, 5*time.Second) // the notice
+		b.waitOutbox(func(s models.OutboxStats) bool { return s.Pending == 0 && s.Sent == 4 }, 5*time.Second)
+	})
+}
