@@ -1,0 +1,246 @@
+package boot
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/models"
+)
+
+// fakeSender is a Sender whose behaviour each test sets.
+type fakeSender struct {
+	mu      sync.Mutex
+	sent    []models.Email
+	started chan models.Email // receives each message as its send begins (if not nil)
+	release chan struct{}     // when not nil, a send waits for it (or its ctx)
+	err     error
+}
+
+func (f *fakeSender) Send(ctx context.Context, e models.Email) error {
+	if f.started != nil {
+		f.started <- e
+	}
+	if f.release != nil {
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.sent = append(f.sent, e)
+	return nil
+}
+
+func (f *fakeSender) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sent)
+}
+
+func openWorkerDB(t *testing.T) *models.DB {
+	t.Helper()
+	db, err := models.Open(context.Background(), filepath.Join(t.TempDir(), "outbox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func enqueue(t *testing.T, db *models.DB, now time.Time, e models.Email) {
+	t.Helper()
+	if err := db.Write(context.Background(), now, func(tx *models.Tx) error { return tx.EnqueueEmail(context.Background(), e) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOutboxWorker(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("NotifyWakesAtOnce", func(t *testing.T) {
+		db := openWorkerDB(t)
+		clk := newClock()
+		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
+		fs := &fakeSender{}
+		w := NewOutboxWorker(ob, fs, nil, WorkerConfig{Poll: time.Hour})
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { w.Run(rctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		time.Sleep(20 * time.Millisecond) // let the first (empty) round pass
+		start := time.Now()
+		// Notify from inside the transaction, as the subscribers do.
+		err := db.Write(ctx, clk.Now(), func(tx *models.Tx) error {
+			if err := tx.EnqueueEmail(ctx, models.Email{Kind: "k", To: "a@example.com", Subject: "s", Text: "t"}); err != nil {
+				return err
+			}
+			w.Notify()
+			time.Sleep(20 * time.Millisecond) // the worker must wait for the commit, not miss the row
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for fs.count() == 0 {
+			if time.Since(start) > 2*time.Second {
+				t.Fatal("not sent within 2s although the poll interval is 1h")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Logf("sent %v after the enqueuing transaction began", time.Since(start).Round(time.Microsecond))
+	})
+
+	t.Run("ShutdownFinishesTheSendInFlight", func(t *testing.T) {
+		db := openWorkerDB(t)
+		clk := newClock()
+		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
+		enqueue(t, db, clk.Now(), models.Email{Kind: "k", To: "a@example.com", Subject: "1", Text: "t"})
+		enqueue(t, db, clk.Now(), models.Email{Kind: "k", To: "b@example.com", Subject: "2", Text: "t"})
+		fs := &fakeSender{started: make(chan models.Email, 2), release: make(chan struct{})}
+		w := NewOutboxWorker(ob, fs, nil, WorkerConfig{SendTimeout: 5 * time.Second})
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { w.Run(rctx); close(done) }()
+		first := <-fs.started
+		cancel()
+		select {
+		case <-done:
+			t.Fatal("Run returned while a send was in flight")
+		case <-time.After(50 * time.Millisecond):
+		}
+		close(fs.release)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return after the in-flight send finished")
+		}
+		e, err := ob.FindEmail(ctx, first.ID)
+		if err != nil || e.SentAt.IsZero() {
+			t.Fatalf("in-flight message not recorded as sent: %+v %v", e, err)
+		}
+		if st, _ := ob.Stats(ctx); st.Pending != 1 || st.Sent != 1 || fs.count() != 1 {
+			t.Fatalf("stats %+v, sent %d: the second message must wait for the next start", st, fs.count())
+		}
+	})
+
+	t.Run("ShutdownBoundsAHungSend", func(t *testing.T) {
+		db := openWorkerDB(t)
+		clk := newClock()
+		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
+		enqueue(t, db, clk.Now(), models.Email{Kind: "k", To: "a@example.com", Subject: "1", Text: "t"})
+		fs := &fakeSender{started: make(chan models.Email, 1), release: make(chan struct{})} // never released
+		w := NewOutboxWorker(ob, fs, nil, WorkerConfig{SendTimeout: 100 * time.Millisecond})
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { w.Run(rctx); close(done) }()
+		<-fs.started
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			t.Fatal("a hung send held shutdown beyond SendTimeout")
+		}
+		if st, _ := ob.Stats(ctx); st.Retrying != 1 {
+			t.Fatalf("timed-out send not recorded as a failure: %+v", st)
+		}
+	})
+
+	t.Run("RetriesThenDeadAndLogsNoSecrets", func(t *testing.T) {
+		db := openWorkerDB(t)
+		clk := newClock()
+		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now, MaxAttempts: 3})
+		tok := models.NewTokenID()
+		link := testBaseURL + "/reset-password?access_token=" + tok
+		enqueue(t, db, clk.Now(), models.Email{Kind: KindResetPassword, To: "victim@example.com", Subject: "s", Text: link, HTML: link})
+		fs := &fakeSender{err: errors.New("550 5.1.1 <victim@example.com>: mailbox unavailable; body was " + link)}
+		logs := &syncBuffer{}
+		w := NewOutboxWorker(ob, fs, slog.New(slog.NewTextHandler(logs, nil)), WorkerConfig{})
+		for i := 1; i <= 3; i++ {
+			n, err := w.RunOnce(ctx)
+			if err != nil || n != 1 {
+				t.Fatalf("round %d: %d, %v", i, n, err)
+			}
+			if n, _ := w.RunOnce(ctx); n != 0 {
+				t.Fatalf("round %d: retried before the backoff", i)
+			}
+			clk.Advance(time.Hour)
+		}
+		if n, _ := w.RunOnce(ctx); n != 0 {
+			t.Fatal("a dead message was tried again")
+		}
+		st, _ := ob.Stats(ctx)
+		if st.Dead != 1 || st.Pending != 0 {
+			t.Fatalf("stats %+v, want one dead", st)
+		}
+		out := logs.String()
+		if strings.Count(out, "will retry") != 2 || !strings.Contains(out, "mail dead") || !strings.Contains(out, "attempts=3") ||
+			!strings.Contains(out, "kind="+KindResetPassword) {
+			t.Fatalf("log:\n%s", out)
+		}
+		if strings.Contains(out, tok) || strings.Contains(out, "victim@example.com") {
+			t.Fatalf("the log holds the token or the address:\n%s", out)
+		}
+		var stored string
+		_ = db.Reader().QueryRow(`SELECT last_error FROM outbox`).Scan(&stored)
+		if strings.Contains(stored, tok) {
+			t.Fatalf("last_error holds the token: %s", stored)
+		}
+	})
+}
+
+func TestSMTPSenderConfig(t *testing.T) {
+	base := SMTPConfig{Host: "127.0.0.1", Port: 1025, From: "Latchkey <noreply@example.com>"}
+	for _, tls := range []string{"", "none", "starttls", "tls"} {
+		c := base
+		c.TLS = tls
+		if _, err := NewSMTPSender(c); err != nil {
+			t.Errorf("TLS %q: %v", tls, err)
+		}
+	}
+	for name, c := range map[string]SMTPConfig{
+		"bad tls":   {Host: "h", Port: 25, TLS: "ssl", From: base.From},
+		"no host":   {Port: 25, From: base.From},
+		"bad port":  {Host: "h", Port: 0, From: base.From},
+		"bad from":  {Host: "h", Port: 25, From: "nobody"},
+		"auth+none": {Host: "h", Port: 25, From: base.From, User: "u", Password: "p"}, // allowed: go-mail never sends PLAIN in clear
+	} {
+		_, err := NewSMTPSender(c)
+		if (err == nil) != (name == "auth+none") {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
+
+// TestSMTPSenderTLSPolicies: with "starttls" a server without STARTTLS is
+// refused (never falls back to plain text); with "none" the same server works.
+func TestSMTPSenderTLSPolicies(t *testing.T) {
+	sink := startSink(t, "127.0.0.1:0")
+	e := models.Email{ID: 1, Created: time.Now(), To: "a@example.com", Subject: "s", Text: "t", HTML: "<p>t</p>"}
+	cfg := SMTPConfig{Host: "127.0.0.1", Port: sink.port(), From: "Latchkey <noreply@example.com>", TLS: "starttls"}
+	s, err := NewSMTPSender(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), e); err == nil {
+		t.Fatal("starttls policy sent over a server without STARTTLS")
+	}
+	cfg.TLS = "none"
+	s, _ = NewSMTPSender(cfg)
+	if err := s.Send(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	if m := sink.next(t, 5*time.Second); m.Subject != "s" || m.Text != "t" || m.HTML != "<p>t</p>" {
+		t.Fatalf("got %+v", m)
+	}
+}
