@@ -20,6 +20,8 @@ import (
 type pages struct {
 	*Handler
 	assets *static.Assets
+	// minPassword is the password policy's minimum length, for the hints.
+	minPassword int
 }
 
 // registerPages adds the pages and /static. Every page route gets the page
@@ -27,7 +29,7 @@ type pages struct {
 // token in a cookie and the _csrf form field) and the session from its
 // cookie.
 func (h *Handler) registerPages(e *echo.Echo) {
-	p := &pages{Handler: h, assets: static.MustLoad()}
+	p := &pages{Handler: h, assets: static.MustLoad(), minPassword: minPasswordLength(h.Users.Hasher())}
 
 	csrf := middleware.CSRFWithConfig(middleware.CSRFConfig{
 		TokenLookup:    "form:_csrf",
@@ -62,6 +64,30 @@ func (h *Handler) registerPages(e *echo.Echo) {
 
 	e.GET(static.Prefix+"*", p.handleStatic)
 	e.HEAD(static.Prefix+"*", p.handleStatic)
+}
+
+// minPasswordLength finds the policy's minimum length by asking the policy
+// itself, so the hint never disagrees with the rule.
+func minPasswordLength(hs *models.Hasher) int {
+	for n := 1; n <= 64; n++ {
+		if hs.CheckPolicy(strings.Repeat("a", n)) == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// humanDuration words a link lifetime: "24 hours", "15 minutes".
+func humanDuration(seconds int64) string {
+	switch {
+	case seconds >= 7200 && seconds%3600 == 0:
+		return strconv.FormatInt(seconds/3600, 10) + " hours"
+	case seconds == 3600:
+		return "1 hour"
+	case seconds >= 120:
+		return strconv.FormatInt(seconds/60, 10) + " minutes"
+	}
+	return strconv.FormatInt(seconds, 10) + " seconds"
 }
 
 // page is the layout data of a page request.
@@ -180,7 +206,7 @@ func (p *pages) handleSignupPage(c echo.Context) error {
 	if sessionOf(c) != nil {
 		return seeOther(c, "/")
 	}
-	return render(c, http.StatusOK, views.SignupPage(p.page(c, "Sign up"), views.SignupForm{}))
+	return render(c, http.StatusOK, views.SignupPage(p.page(c, "Sign up"), views.SignupForm{MinPassword: p.minPassword}))
 }
 
 // handleSignupSubmit is POST /signup (email, optional username, password):
@@ -189,7 +215,7 @@ func (p *pages) handleSignupPage(c echo.Context) error {
 // password rules are the API's, word for word.
 func (p *pages) handleSignupSubmit(c echo.Context) error {
 	email, username, password := c.FormValue("email"), c.FormValue("username"), c.FormValue("password")
-	form := views.SignupForm{Email: email, Username: username, Errors: views.FieldErrors{}}
+	form := views.SignupForm{Email: email, Username: username, Errors: views.FieldErrors{}, MinPassword: p.minPassword}
 	// Check what can be checked without the database first, so every
 	// field's problem shows at once.
 	switch {
@@ -312,7 +338,7 @@ func (p *pages) handleCheckEmail(c echo.Context) error {
 	if sessionOf(c) == nil {
 		return seeOther(c, "/login")
 	}
-	return render(c, http.StatusOK, views.CheckEmailPage(p.page(c, "Check your email")))
+	return render(c, http.StatusOK, views.CheckEmailPage(p.page(c, "Check your email"), humanDuration(p.Users.Config().VerifyTTL)))
 }
 
 // handleVerified is where the confirmation link (GET /api/users/confirm

@@ -114,7 +114,7 @@ func (p *pages) handleResetPage(c echo.Context) error {
 		return p.resetInvalid(c, err)
 	}
 	return render(c, http.StatusOK, views.ResetPasswordPage(p.page(c, "Choose a new password"),
-		views.ResetForm{Token: raw, Email: u.Email}))
+		views.ResetForm{Token: raw, Email: u.Email, MinPassword: p.minPassword}))
 }
 
 // resetInvalid answers for a token that cannot be used: a page that says so
@@ -143,7 +143,7 @@ func (p *pages) handleResetSubmit(c echo.Context) error {
 		return p.resetInvalid(c, err)
 	}
 	password, confirmation := c.FormValue("password"), c.FormValue("confirmation")
-	form := views.ResetForm{Token: raw, Email: u.Email, Errors: views.FieldErrors{}}
+	form := views.ResetForm{Token: raw, Email: u.Email, Errors: views.FieldErrors{}, MinPassword: p.minPassword}
 	if password == "" {
 		form.Errors["password"] = "Enter a new password."
 	} else if err := p.Users.Hasher().CheckPolicy(password); err != nil {

@@ -325,6 +325,9 @@ func TestPagesSignup(t *testing.T) {
 			t.Errorf("signup %s autocomplete = %q, want %q", name, got, ac)
 		}
 	}
+	if hint := p.find("#password-hint").Text(); !strings.HasPrefix(hint, "At least 8 characters.") {
+		t.Errorf("password hint %q does not state the configured minimum", hint)
+	}
 	if !p.testid("input-username").Is(":not([required])") {
 		t.Error("username should be optional")
 	}
@@ -382,6 +385,9 @@ func TestPagesSignup(t *testing.T) {
 		}
 		c := b.get("/check-email")
 		c.is(200, "page-check-email")
+		if !strings.Contains(c.text("page-check-email"), "works for 24 hours") {
+			t.Errorf("check-email does not state the link lifetime: %q", c.text("page-check-email"))
+		}
 		if got := c.text("check-email-address"); got != "Eve@Example.com" {
 			t.Errorf("check-email shows %q", got)
 		}

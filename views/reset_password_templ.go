@@ -15,6 +15,8 @@ type ResetForm struct {
 	Token  string
 	Email  string // whose password is being reset, shown for reassurance
 	Errors FieldErrors
+	// MinPassword is the configured minimum password length.
+	MinPassword int
 }
 
 // ResetPasswordPage is GET /reset-password: choose a new password, twice.
@@ -60,7 +62,7 @@ func ResetPasswordPage(p Page, f ResetForm) templ.Component {
 				var templ_7745c5c3_Var3 string
 				templ_7745c5c3_Var3, templ_7745c5c3_Err = templ.JoinStringErrs(f.Email)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `reset_password.templ`, Line: 18, Col: 87}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/reset_password.templ`, Line: 20, Col: 87}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var3))
 				if templ_7745c5c3_Err != nil {
@@ -86,7 +88,7 @@ func ResetPasswordPage(p Page, f ResetForm) templ.Component {
 			var templ_7745c5c3_Var4 string
 			templ_7745c5c3_Var4, templ_7745c5c3_Err = templruntime.NewAttributeExpression(f.Token).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `reset_password.templ`, Line: 22, Col: 60}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/reset_password.templ`, Line: 24, Col: 60}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var4)
 			if templ_7745c5c3_Err != nil {
@@ -97,7 +99,7 @@ func ResetPasswordPage(p Page, f ResetForm) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			templ_7745c5c3_Err = Field(Input{ID: "password", Name: "password", Label: "New password", Type: "password",
-				Autocomplete: "new-password", Required: true, Error: f.Errors["password"], Hint: "At least 8 characters."}).Render(ctx, templ_7745c5c3_Buffer)
+				Autocomplete: "new-password", Required: true, Error: f.Errors["password"], Hint: passwordHint(f.MinPassword)}).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -16,6 +16,8 @@ type SignupForm struct {
 	Errors   FieldErrors
 	// Alert is an error that belongs to no field.
 	Alert string
+	// MinPassword is the configured minimum password length.
+	MinPassword int
 }
 
 // SignupPage is GET /signup and a sign-up sent back with errors.
@@ -76,7 +78,7 @@ func SignupPage(p Page, f SignupForm) templ.Component {
 			}
 			templ_7745c5c3_Err = Field(Input{ID: "password", Name: "password", Label: "Password", Type: "password",
 				Autocomplete: "new-password", Required: true, Error: f.Errors["password"],
-				Hint: "At least 8 characters. A phrase of a few words is easy to remember and hard to guess."}).Render(ctx, templ_7745c5c3_Buffer)
+				Hint: passwordHint(f.MinPassword) + " A phrase of a few words is easy to remember and hard to guess."}).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
