@@ -178,6 +178,10 @@ func ParseTTL(v json.RawMessage) (int64, error) {
 		return 0, nil
 	}
 	s := string(bytes.TrimSpace(v))
+	if s == "" {
+		// Whitespace only: not JSON, and s[0] below would panic.
+		return 0, ErrInvalidTTL
+	}
 	if s[0] == '"' {
 		var str string
 		if err := json.Unmarshal(v, &str); err != nil {
