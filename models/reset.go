@@ -62,26 +62,43 @@ func (s *Users) emitPasswordChanged(ctx context.Context, tx *Tx, ev PasswordChan
 // RequestPasswordReset starts a reset for email. For a known, enabled user it
 // replaces any older reset token with a new one (scope reset-password,
 // ResetTTL) and emits ResetPasswordRequest in the same transaction. For an
-// unknown email it does nothing and still succeeds, so the answer does not
+// unknown email it sends nothing and still succeeds, so the answer does not
 // tell whether an account exists (ErrEmailNotFound only in LoopBack
-// compatibility mode). Nothing about the account changes: the old password
-// keeps working until the reset is completed.
+// compatibility mode). Beyond the mail limits (per address and per client
+// IP) it sends nothing either, and answers the same. Nothing about the
+// account changes: the old password keeps working until the reset is
+// completed.
 func (s *Users) RequestPasswordReset(ctx context.Context, email string, meta ClientMeta) error {
 	if email == "" {
 		return ErrEmailRequired
 	}
 	u, err := s.FindUserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) || err == nil && u.Disabled {
-		if s.cfg.CompatEmailNotFound {
-			return ErrEmailNotFound
-		}
-		return nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	known := err == nil && !u.Disabled
+	if !known && s.cfg.CompatEmailNotFound {
+		return ErrEmailNotFound
+	}
+	var uid int64
+	if known {
+		uid = u.ID
+	}
+	// Known or not, one small write (the limiter's counters and an audit
+	// row), so the answer takes the same time; the mail is only queued.
 	now := s.now()
 	return s.db.Write(ctx, now, func(tx *Tx) error {
+		allowed, err := s.allowMail(ctx, tx, MailReset, EmailKey(email), meta)
+		if err != nil {
+			return err
+		}
+		if !known || !allowed {
+			detail := "no-account"
+			if !allowed {
+				detail = "limited"
+			}
+			return tx.Audit(ctx, "reset.requested", uid, meta, detail)
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE user_id = ? AND scopes = ?`, u.ID, ScopeReset); err != nil {
 			return err
 		}
@@ -153,6 +170,9 @@ func (s *Users) ResetPassword(ctx context.Context, raw, newPassword string, meta
 		if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE user_id = ?`, u.ID); err != nil {
 			return err
 		}
+		if err := tx.clearLoginThrottle(ctx, &u); err != nil {
+			return err
+		}
 		if err := tx.Audit(ctx, "reset.completed", u.ID, meta, ""); err != nil {
 			return err
 		}
@@ -164,7 +184,8 @@ func (s *Users) ResetPassword(ctx context.Context, raw, newPassword string, meta
 
 // RequestVerification mails the user a confirmation link (LoopBack's
 // User.verify): a new 128-hex token replaces any older one and
-// VerifyEmailRequest is emitted in the same transaction.
+// VerifyEmailRequest is emitted in the same transaction. Beyond the mail
+// limits nothing is sent or replaced, and it still succeeds.
 func (s *Users) RequestVerification(ctx context.Context, userID int64, redirect string, meta ClientMeta) error {
 	u, err := s.FindUserByID(ctx, userID)
 	if err != nil {
@@ -174,6 +195,12 @@ func (s *Users) RequestVerification(ctx context.Context, userID int64, redirect 
 	d := Digest(tok)
 	now := s.now()
 	return s.db.Write(ctx, now, func(tx *Tx) error {
+		if allowed, err := s.allowMail(ctx, tx, MailVerify, EmailKey(u.Email), meta); err != nil {
+			return err
+		} else if !allowed {
+			// The same answer; the link sent a moment ago still works.
+			return tx.Audit(ctx, "verify.requested", u.ID, meta, "limited")
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM verification_tokens WHERE user_id = ?`, u.ID); err != nil {
 			return err
 		}

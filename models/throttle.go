@@ -1,6 +1,16 @@
 package models
 
-import "context"
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"math"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
 
 // Throttle limits login guessing. BeforeLogin may refuse an attempt (an
 // *Error of KindTooMany with RetryAfter); AfterLogin records its outcome.
@@ -11,5 +21,445 @@ type Throttle interface {
 	AfterLogin(ctx context.Context, key string, meta ClientMeta, ok bool)
 }
 
-// SetThrottle installs the login throttle (boot does, before serving).
+// SetThrottle installs the login throttle (boot does, before serving). A
+// *Limiter also limits reset and verification mail.
 func (s *Users) SetThrottle(t Throttle) { s.throttle = t }
+
+// loginRecorder is what a throttle that keeps its counters in the database
+// adds to Throttle: Login records the outcome inside the transaction it
+// writes anyway (the audit row of a failure, the token of a success), so
+// throttling costs no write of its own; and EndLogin always follows a
+// BeforeLogin that let an attempt through, whatever became of it.
+type loginRecorder interface {
+	RecordLogin(ctx context.Context, tx *Tx, key string, meta ClientMeta, ok bool) error
+	EndLogin(key string, meta ClientMeta)
+}
+
+// mailLimiter limits reset and verification mail inside the transaction
+// that would write the mail: false means "answer as usual, send nothing".
+type mailLimiter interface {
+	AllowMail(ctx context.Context, tx *Tx, kind, addressKey string, meta ClientMeta) (bool, error)
+}
+
+// Mail kinds limited per address.
+const (
+	MailReset  = "reset"
+	MailVerify = "verify"
+)
+
+// ErrThrottled is the answer to an attempt made too soon: 429 with
+// Retry-After. It reads the same whether the account exists or not and
+// whether the account or the client IP is being held back.
+var ErrThrottled = &Error{Kind: KindTooMany, Code: "TOO_MANY_REQUESTS",
+	Message: "Too many failed login attempts. Wait and try again, or reset your password."}
+
+func throttled(wait time.Duration) error {
+	e := *ErrThrottled
+	e.RetryAfter = max(1, int(math.Ceil(wait.Seconds())))
+	return &e
+}
+
+// LimitConfig configures throttling. The zero value throttles nothing;
+// DefaultLimitConfig is what the server runs with.
+type LimitConfig struct {
+	Login        bool          // throttle logins per account and per client IP
+	FreeFailures int           // consecutive failures of one account before delays start
+	Delay        time.Duration // the first delay; each further failure doubles it
+	MaxDelay     time.Duration // the cap on the delay: never a hard lock
+	IPBurst      int           // failed logins one client IP may make at once...
+	IPPerMinute  float64       // ...and per minute after that (successes cost nothing)
+
+	Mail            bool          // limit reset and verification mail
+	MailInterval    time.Duration // at most one mail of a kind per address per interval
+	MailIPBurst     int           // reset/verify requests one client IP may make at once...
+	MailIPPerMinute float64       // ...and per minute after that
+
+	Now func() time.Time
+}
+
+// DefaultLimitConfig: 5 free failures, then 1 s doubling up to 15 min
+// (about 100 guesses on the first day, 96 a day after: NIST 800-63B's
+// ceiling of 100 consecutive failures is met by the delay, not a lock);
+// per IP a burst of 20 failures and 10 a minute; one reset and one
+// verification mail per address per minute, 20 requests at once and 10 a
+// minute per IP.
+func DefaultLimitConfig() LimitConfig {
+	return LimitConfig{
+		Login: true, FreeFailures: 5, Delay: time.Second, MaxDelay: 15 * time.Minute,
+		IPBurst: 20, IPPerMinute: 10,
+		Mail: true, MailInterval: time.Minute, MailIPBurst: 20, MailIPPerMinute: 10,
+	}
+}
+
+// Limiter is the Throttle that keeps its counters in the throttle table,
+// so a restart does not hand out a fresh allowance:
+//   - per account (the identifier tried, existing or not): consecutive
+//     failures beyond FreeFailures wait Delay·2^k, capped at MaxDelay; a
+//     success or a completed password reset clears them;
+//   - per client IP: a token bucket that only failed logins spend, so many
+//     real users behind one NAT are not held back by each other's logins;
+//   - per address and per IP for reset and verification mail.
+//
+// Attempts in flight are counted in memory too, so a burst of parallel
+// guesses cannot all pass before the first failure is written.
+type Limiter struct {
+	db  *DB
+	cfg LimitConfig
+
+	mu       sync.Mutex
+	inflight map[string]int
+}
+
+// NewLimiter returns a limiter over db, filling unset numbers from
+// DefaultLimitConfig (the on/off switches are taken as given).
+func NewLimiter(db *DB, cfg LimitConfig) *Limiter {
+	d := DefaultLimitConfig()
+	if cfg.FreeFailures <= 0 {
+		cfg.FreeFailures = d.FreeFailures
+	}
+	if cfg.Delay <= 0 {
+		cfg.Delay = d.Delay
+	}
+	if cfg.MaxDelay <= 0 {
+		cfg.MaxDelay = d.MaxDelay
+	}
+	cfg.MaxDelay = max(cfg.MaxDelay, cfg.Delay)
+	if cfg.IPBurst <= 0 {
+		cfg.IPBurst = d.IPBurst
+	}
+	if cfg.IPPerMinute <= 0 {
+		cfg.IPPerMinute = d.IPPerMinute
+	}
+	if cfg.MailInterval <= 0 {
+		cfg.MailInterval = d.MailInterval
+	}
+	if cfg.MailIPBurst <= 0 {
+		cfg.MailIPBurst = d.MailIPBurst
+	}
+	if cfg.MailIPPerMinute <= 0 {
+		cfg.MailIPPerMinute = d.MailIPPerMinute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Limiter{db: db, cfg: cfg, inflight: map[string]int{}}
+}
+
+// Config returns the limits in force.
+func (l *Limiter) Config() LimitConfig { return l.cfg }
+
+// Key kinds: each counter's key is a digest of kind + identifier.
+const (
+	keyAccount = "login-account"
+	keyLoginIP = "login-ip"
+	keyMailIP  = "mail-ip"
+	keyMail    = "mail-"
+)
+
+// throttleKey is the stored key: a digest, so the table never holds what
+// was typed into the login field (sometimes a password).
+func throttleKey(kind, id string) []byte {
+	d := sha256.Sum256([]byte(kind + "\x00" + id))
+	return d[:16]
+}
+
+// IPKey is the unit a client IP is limited by: the address, or its /64 for
+// IPv6, since one subscriber usually holds a whole /64.
+func IPKey(ip string) string {
+	a, err := netip.ParseAddr(strings.TrimSpace(ip))
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+// delayAfter is how long an account waits after n consecutive failures.
+func (l *Limiter) delayAfter(n int) time.Duration {
+	if n <= l.cfg.FreeFailures {
+		return 0
+	}
+	d := l.cfg.Delay
+	for i := l.cfg.FreeFailures + 1; i < n && d < l.cfg.MaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, l.cfg.MaxDelay)
+}
+
+// forget is how long after its last failure an account's count is kept.
+func (l *Limiter) forget() time.Duration { return max(24*time.Hour, 4*l.cfg.MaxDelay) }
+
+// counter is one row of the throttle table.
+type counter struct {
+	n       float64
+	at      time.Time
+	expires time.Time
+	found   bool
+}
+
+func (c counter) live(now time.Time) bool { return c.found && now.Before(c.expires) }
+
+// tokens is what a bucket holds at now: full when there is no live row.
+func (c counter) tokens(burst int, perMinute float64, now time.Time) float64 {
+	if !c.live(now) {
+		return float64(burst)
+	}
+	return min(float64(burst), c.n+max(0, now.Sub(c.at).Minutes())*perMinute)
+}
+
+type queryRowFunc func(ctx context.Context, query string, args ...any) *sql.Row
+
+func readCounter(ctx context.Context, q queryRowFunc, key []byte) (counter, error) {
+	var (
+		c           counter
+		at, expires int64
+	)
+	err := q(ctx, `SELECT n, at, expires FROM throttle WHERE key = ?`, key).Scan(&c.n, &at, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	c.at, c.expires, c.found = fromMS(at), fromMS(expires), true
+	return c, nil
+}
+
+// BeforeLogin refuses an attempt on an account that is waiting out its
+// delay, or from a client IP whose bucket is empty, with ErrThrottled and
+// the seconds to wait. An attempt it lets through must be ended (EndLogin).
+func (l *Limiter) BeforeLogin(ctx context.Context, key string, meta ClientMeta) error {
+	if !l.cfg.Login {
+		return nil
+	}
+	ak, ik := throttleKey(keyAccount, key), throttleKey(keyLoginIP, IPKey(meta.IP))
+	// One lock around read-and-reserve, so two attempts cannot both take
+	// the last free one. Logins are bounded by hashing (tens a second), so
+	// this lock is never the bottleneck.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.cfg.Now()
+	acct, err := readCounter(ctx, l.db.r.QueryRowContext, ak)
+	if err != nil {
+		return err
+	}
+	ip, err := readCounter(ctx, l.db.r.QueryRowContext, ik)
+	if err != nil {
+		return err
+	}
+	n := 0
+	if acct.live(now) {
+		n = int(acct.n)
+	}
+	if wait := acct.at.Add(l.delayAfter(n)).Sub(now); n > l.cfg.FreeFailures && wait > 0 {
+		return throttled(wait)
+	}
+	// While failures are free, at most the free ones left may be in flight;
+	// after that, one at a time.
+	if l.inflight[string(ak)] >= max(1, l.cfg.FreeFailures-n) {
+		return throttled(time.Second)
+	}
+	if t := ip.tokens(l.cfg.IPBurst, l.cfg.IPPerMinute, now) - float64(l.inflight[string(ik)]); t < 1 {
+		return throttled(time.Duration((1 - t) / l.cfg.IPPerMinute * float64(time.Minute)))
+	}
+	l.inflight[string(ak)]++
+	l.inflight[string(ik)]++
+	return nil
+}
+
+// EndLogin releases what BeforeLogin reserved for an attempt.
+func (l *Limiter) EndLogin(key string, meta ClientMeta) {
+	if !l.cfg.Login {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range [][]byte{throttleKey(keyAccount, key), throttleKey(keyLoginIP, IPKey(meta.IP))} {
+		if l.inflight[string(k)] <= 1 {
+			delete(l.inflight, string(k))
+		} else {
+			l.inflight[string(k)]--
+		}
+	}
+}
+
+// RecordLogin stores an attempt's outcome inside tx: a failure counts
+// against the account and spends a token of the client IP; a success
+// clears the account's failures (and spends nothing).
+func (l *Limiter) RecordLogin(ctx context.Context, tx *Tx, key string, meta ClientMeta, ok bool) error {
+	if !l.cfg.Login {
+		return nil
+	}
+	now := l.cfg.Now()
+	ak := throttleKey(keyAccount, key)
+	if ok {
+		_, err := tx.Exec(ctx, `DELETE FROM throttle WHERE key = ?`, ak)
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO throttle(key, n, at, expires) VALUES (?, 1, ?, ?)
+		ON CONFLICT(key) DO UPDATE SET n = CASE WHEN expires <= excluded.at THEN 1 ELSE n + 1 END,
+			at = excluded.at, expires = excluded.expires`, ak, ms(now), ms(now.Add(l.forget()))); err != nil {
+		return err
+	}
+	ik := throttleKey(keyLoginIP, IPKey(meta.IP))
+	c, err := readCounter(ctx, tx.QueryRow, ik)
+	if err != nil {
+		return err
+	}
+	return writeBucket(ctx, tx, ik, c.tokens(l.cfg.IPBurst, l.cfg.IPPerMinute, now)-1, l.cfg.IPBurst, l.cfg.IPPerMinute, now)
+}
+
+// AfterLogin records an outcome in a transaction of its own, for callers
+// that have none (Users.Login uses RecordLogin inside its own write).
+func (l *Limiter) AfterLogin(ctx context.Context, key string, meta ClientMeta, ok bool) {
+	defer l.EndLogin(key, meta)
+	_ = l.db.Write(ctx, l.cfg.Now(), func(tx *Tx) error { return l.RecordLogin(ctx, tx, key, meta, ok) })
+}
+
+// writeBucket stores a bucket's tokens; the row expires when it is full again.
+func writeBucket(ctx context.Context, tx *Tx, key []byte, tokens float64, burst int, perMinute float64, now time.Time) error {
+	tokens = max(0, tokens)
+	full := now.Add(time.Duration((float64(burst) - tokens) / perMinute * float64(time.Minute)))
+	_, err := tx.Exec(ctx, `INSERT INTO throttle(key, n, at, expires) VALUES (?, ?, ?, ?)
+		ON CONFLICT(key) DO UPDATE SET n = excluded.n, at = excluded.at, expires = excluded.expires`,
+		key, tokens, ms(now), ms(full))
+	return err
+}
+
+// AllowMail decides inside tx whether a reset or verification mail may go
+// to addressKey for a request from meta.IP: at most one per MailInterval
+// per address and kind, and a token bucket per client IP. Both are spent
+// only when the mail is allowed. The caller answers the same either way.
+func (l *Limiter) AllowMail(ctx context.Context, tx *Tx, kind, addressKey string, meta ClientMeta) (bool, error) {
+	if !l.cfg.Mail {
+		return true, nil
+	}
+	now := l.cfg.Now()
+	perAddr := 1 / l.cfg.MailInterval.Minutes()
+	ak, ik := throttleKey(keyMail+kind, addressKey), throttleKey(keyMailIP, IPKey(meta.IP))
+	a, err := readCounter(ctx, tx.QueryRow, ak)
+	if err != nil {
+		return false, err
+	}
+	ip, err := readCounter(ctx, tx.QueryRow, ik)
+	if err != nil {
+		return false, err
+	}
+	at, it := a.tokens(1, perAddr, now), ip.tokens(l.cfg.MailIPBurst, l.cfg.MailIPPerMinute, now)
+	if at < 1 || it < 1 {
+		return false, nil
+	}
+	if err := writeBucket(ctx, tx, ak, at-1, 1, perAddr, now); err != nil {
+		return false, err
+	}
+	return true, writeBucket(ctx, tx, ik, it-1, l.cfg.MailIPBurst, l.cfg.MailIPPerMinute, now)
+}
+
+// Prune deletes up to limit counters that no longer mean anything (full
+// buckets, accounts whose failures are forgotten) and returns how many went.
+func (l *Limiter) Prune(ctx context.Context, limit int) (int64, error) {
+	var n int64
+	now := l.cfg.Now()
+	err := l.db.Write(ctx, now, func(tx *Tx) error {
+		res, err := tx.Exec(ctx, `DELETE FROM throttle WHERE key IN (
+			SELECT key FROM throttle WHERE expires <= ? LIMIT ?)`, ms(now), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// clearLoginThrottle forgets the failed logins of every identifier of u:
+// a completed password reset proves the owner is back, so the throttle an
+// attacker caused must not keep them out.
+func (t *Tx) clearLoginThrottle(ctx context.Context, u *User) error {
+	keys := []any{throttleKey(keyAccount, EmailKey(u.Email))}
+	if u.Username != "" {
+		keys = append(keys, throttleKey(keyAccount, UsernameKey(u.Username)),
+			throttleKey(keyAccount, strings.ToLower(strings.TrimSpace(u.Username))))
+	}
+	_, err := t.Exec(ctx, `DELETE FROM throttle WHERE key IN (?`+strings.Repeat(", ?", len(keys)-1)+`)`, keys...)
+	return err
+}
+
+// loginKey is the throttle key of a login attempt: the identifier tried,
+// normalised as its lookup is.
+func loginKey(c Credentials) string {
+	switch {
+	case c.Email != "":
+		return EmailKey(c.Email)
+	case c.Username != "":
+		return UsernameKey(c.Username)
+	}
+	return strings.ToLower(strings.TrimSpace(c.Login))
+}
+
+// beginAttempt asks the throttle whether a password may be tried for key.
+// A non-nil recorder must see EndLogin when the attempt is over.
+func (s *Users) beginAttempt(ctx context.Context, key string, meta ClientMeta) (loginRecorder, error) {
+	if s.throttle == nil {
+		return nil, nil
+	}
+	if err := s.throttle.BeforeLogin(ctx, key, meta); err != nil {
+		return nil, err
+	}
+	rec, _ := s.throttle.(loginRecorder)
+	return rec, nil
+}
+
+// checkPassword asks a signed-in user for their password again before a
+// sensitive change (change password, log out everywhere else). Wrong
+// guesses count against the same throttle as logins with the account's
+// email, so a stolen session is not a free password oracle.
+func (s *Users) checkPassword(ctx context.Context, u *User, pw string, meta ClientMeta) error {
+	key := EmailKey(u.Email)
+	rec, err := s.beginAttempt(ctx, key, meta)
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		defer rec.EndLogin(key, meta)
+	}
+	ok := false
+	if pw != "" {
+		ok, err = s.hasher.Verify(ctx, u.PasswordHash, u.PasswordNFKC, pw)
+	} else {
+		err = s.hasher.VerifyDummy(ctx, pw)
+	}
+	if err != nil {
+		return err
+	}
+	if s.throttle != nil && rec == nil {
+		s.throttle.AfterLogin(ctx, key, meta, ok)
+	}
+	if ok {
+		return nil
+	}
+	if rec != nil {
+		err := s.db.Write(ctx, s.now(), func(tx *Tx) error {
+			if err := tx.Audit(ctx, "reauth.failed", u.ID, meta, ""); err != nil {
+				return err
+			}
+			return rec.RecordLogin(ctx, tx, key, meta, false)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return ErrWrongPassword
+}
+
+// allowMail asks the installed limiter, if any, whether a mail may go.
+func (s *Users) allowMail(ctx context.Context, tx *Tx, kind, addressKey string, meta ClientMeta) (bool, error) {
+	if ml, ok := s.throttle.(mailLimiter); ok {
+		return ml.AllowMail(ctx, tx, kind, addressKey, meta)
+	}
+	return true, nil
+}

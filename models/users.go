@@ -121,19 +121,14 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 	if err != nil {
 		return nil, nil, err
 	}
-	var (
-		u   *User
-		key string
-	)
+	var u *User
+	key := loginKey(c)
 	switch {
 	case c.Email != "":
-		key = EmailKey(c.Email)
 		u, err = s.FindUserByEmail(ctx, c.Email)
 	case c.Username != "":
-		key = UsernameKey(c.Username)
 		u, err = s.FindUserByUsername(ctx, c.Username)
 	case c.Login != "":
-		key = strings.ToLower(strings.TrimSpace(c.Login))
 		if strings.Contains(c.Login, "@") {
 			u, err = s.FindUserByEmail(ctx, c.Login)
 		} else {
@@ -145,10 +140,12 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, nil, err
 	}
-	if s.throttle != nil {
-		if err := s.throttle.BeforeLogin(ctx, key, meta); err != nil {
-			return nil, nil, err
-		}
+	rec, err := s.beginAttempt(ctx, key, meta)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rec != nil {
+		defer rec.EndLogin(key, meta)
 	}
 	ok := false
 	if u != nil && !u.Disabled && c.Password != "" {
@@ -159,7 +156,7 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 	if err != nil {
 		return nil, nil, err
 	}
-	if s.throttle != nil {
+	if s.throttle != nil && rec == nil {
 		s.throttle.AfterLogin(ctx, key, meta, ok)
 	}
 	if !ok {
@@ -168,7 +165,17 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 			uid = u.ID
 		}
 		now := s.now()
-		if err := s.db.Write(ctx, now, func(tx *Tx) error { return tx.Audit(ctx, "login.failed", uid, meta, "") }); err != nil {
+		// The failure's audit row and its throttle counters: one write.
+		err := s.db.Write(ctx, now, func(tx *Tx) error {
+			if err := tx.Audit(ctx, "login.failed", uid, meta, ""); err != nil {
+				return err
+			}
+			if rec != nil {
+				return rec.RecordLogin(ctx, tx, key, meta, false)
+			}
+			return nil
+		})
+		if err != nil {
 			return nil, nil, err
 		}
 		return nil, nil, ErrLoginFailed
@@ -193,6 +200,11 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 		var err error
 		if tok, err = tx.insertToken(ctx, u.ID, ttl, ScopeSession, meta); err != nil {
 			return err
+		}
+		if rec != nil {
+			if err := rec.RecordLogin(ctx, tx, key, meta, true); err != nil {
+				return err
+			}
 		}
 		return tx.Audit(ctx, "login.ok", u.ID, meta, "")
 	})
@@ -348,12 +360,8 @@ func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, 
 	if err != nil {
 		return err
 	}
-	ok, err := s.hasher.Verify(ctx, u.PasswordHash, u.PasswordNFKC, oldPassword)
-	if err != nil {
+	if err := s.checkPassword(ctx, u, oldPassword, meta); err != nil {
 		return err
-	}
-	if !ok {
-		return ErrWrongPassword
 	}
 	hash, err := s.hasher.Hash(ctx, newPassword)
 	if err != nil {

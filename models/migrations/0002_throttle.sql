@@ -1,0 +1,13 @@
+-- Throttling counters: failed logins per account, token buckets per client IP
+-- and per address for reset and verification mail. Kept in SQLite so a
+-- restart does not hand an attacker a fresh allowance (and so replicas can
+-- share them later). Times are Unix milliseconds (UTC).
+
+CREATE TABLE throttle (
+    key     BLOB    PRIMARY KEY,   -- SHA-256 (first 16 bytes) of kind + identifier or IP: never the identifier itself,
+                                   -- since people type passwords into the email field
+    n       REAL    NOT NULL,      -- accounts: consecutive failures; buckets: tokens left
+    at      INTEGER NOT NULL,      -- accounts: the last failure; buckets: when n was computed
+    expires INTEGER NOT NULL       -- from then on the row means nothing (a full bucket, a forgotten account) and is pruned
+) WITHOUT ROWID;
+CREATE INDEX throttle_expires ON throttle(expires);
