@@ -37,6 +37,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix // LATCHKEY_TRUSTED_PROXIES, comma-separated CIDRs or addresses
 
 	ShutdownTimeout time.Duration // LATCHKEY_SHUTDOWN_TIMEOUT
+
+	Limits    LimitsConfig // LATCHKEY_LOGIN_LIMIT…, LATCHKEY_RESET_LIMIT… (limits.go)
+	HashQueue int          // LATCHKEY_HASH_QUEUE
 }
 
 // SMTPConfig is how the outbox worker reaches the mail server.
@@ -66,6 +69,8 @@ func DefaultConfig() Config {
 		ResetTTL:        900,
 		VerifyTTL:       86400,
 		ShutdownTimeout: 10 * time.Second,
+		Limits:          defaultLimits(),
+		HashQueue:       64,
 	}
 }
 
@@ -214,6 +219,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 			return nil
 		}, c.ShutdownTimeout.String()},
 	}
+
+	settings = append(settings, limitSettings(&c)...)
 
 	fs := flag.NewFlagSet("latchkey", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -46,6 +46,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		Algorithm:  cfg.PasswordHash,
 		BcryptCost: cfg.BcryptCost,
 		MinLength:  cfg.PasswordMin,
+		Queue:      cfg.HashQueue,
 	})
 	go hasher.Warm()
 	users := models.NewUsers(db, hasher, models.Config{
@@ -58,6 +59,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		Now:                 now,
 	})
 	app := &App{Config: cfg, Log: log, DB: db, Users: users, Now: now}
+
+	limiter := newLimiter(db, cfg.Limits, now)
+	users.SetThrottle(limiter)
+	app.background = append(app.background, pruneThrottle(limiter, log))
 
 	// mail: subscribers and the outbox worker are wired here.
 	sender, err := NewSMTPSender(cfg.SMTP)
