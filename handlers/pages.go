@@ -61,6 +61,7 @@ func (h *Handler) registerPages(e *echo.Echo) {
 	e.POST("/request-password-reset", p.handleForgotSubmit, mw...)
 	e.GET(resetPath, p.handleResetPage, mw...)
 	e.POST(resetPath, p.handleResetSubmit, mw...)
+	p.registerSessionPages(e, mw)
 
 	e.GET(static.Prefix+"*", p.handleStatic)
 	e.HEAD(static.Prefix+"*", p.handleStatic)

@@ -62,6 +62,7 @@ func (h *Handler) Register(e *echo.Echo) {
 		users.Add(r.method, r.path, h.handleAPIDenied)
 	}
 	h.registerAPIReset(users)
+	h.registerAPISessions(users)
 	users.Any("/*", notFound)
 	api.Any("/*", notFound)
 	api.Any("", notFound)
