@@ -66,17 +66,22 @@ type browserSMTP struct {
 	ch  chan browserMail
 }
 
-func (s *browserSMTP) NewSession(*smtp.Conn) (smtp.Session, error) { return &browserSMTPSession{s: s}, nil }
+func (s *browserSMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
+	return &browserSMTPSession{s: s}, nil
+}
 
 type browserSMTPSession struct {
 	s  *browserSMTP
 	to []string
 }
 
-func (x *browserSMTPSession) Mail(string, *smtp.MailOptions) error    { return nil }
-func (x *browserSMTPSession) Rcpt(to string, _ *smtp.RcptOptions) error { x.to = append(x.to, to); return nil }
-func (x *browserSMTPSession) Reset()                                   { x.to = nil }
-func (x *browserSMTPSession) Logout() error                            { return nil }
+func (x *browserSMTPSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (x *browserSMTPSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	x.to = append(x.to, to)
+	return nil
+}
+func (x *browserSMTPSession) Reset()        { x.to = nil }
+func (x *browserSMTPSession) Logout() error { return nil }
 func (x *browserSMTPSession) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {
