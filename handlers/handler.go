@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/static"
 )
 
 // Options are the dependencies and settings of the handlers.
@@ -35,6 +36,8 @@ type Handler struct {
 	BodyLimit      string
 	Now            func() time.Time
 	AccessLog      bool
+
+	assets *static.Assets // the embedded stylesheet and icons, with their hashed names
 }
 
 // New returns a Handler with defaults filled in.
@@ -49,6 +52,7 @@ func New(o Options) *Handler {
 		BodyLimit:      o.BodyLimit,
 		Now:            o.Now,
 		AccessLog:      o.AccessLog,
+		assets:         static.MustLoad(),
 	}
 	if h.Log == nil {
 		h.Log = slog.New(slog.DiscardHandler)

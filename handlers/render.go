@@ -7,7 +7,6 @@ import (
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
-	"github.com/latchkey/latchkey/static"
 	"github.com/latchkey/latchkey/views"
 )
 
@@ -87,8 +86,7 @@ func errorText(status int) (title, message string) {
 func (h *Handler) renderErrorPage(c echo.Context, status int, message string) error {
 	_ = message
 	setPageHeaders(c)
-	assets := static.MustLoad()
-	p := views.Page{Asset: assets.URL, Wide: true}
+	p := views.Page{Asset: h.assets.URL, Wide: true}
 	if s := sessionOf(c); s != nil {
 		p.Email = s.User.Email
 	}

@@ -92,6 +92,9 @@ func (h *Hasher) dummyHash() string {
 	return h.dummy
 }
 
+// MinLength is the policy's minimum password length in characters.
+func (h *Hasher) MinLength() int { return h.cfg.MinLength }
+
 // Normalize is the form of a password that new hashes are made over (NFKC),
 // so the same passphrase typed on another keyboard still matches.
 func Normalize(pw string) string { return norm.NFKC.String(pw) }
