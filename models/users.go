@@ -288,8 +288,9 @@ func (s *Users) Authenticate(ctx context.Context, raw string, scope string) (*Se
 	}
 	now := s.now()
 	d := Digest(raw)
-	tok, ok := s.cache.token(d, now)
-	if !ok {
+	sess := new(Session)
+	tokenOK, userOK := s.cache.session(d, now, sess)
+	if !tokenOK {
 		gen := s.cache.generation()
 		t, err := scanToken(s.db.r.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM access_tokens WHERE digest = ?`, d[:]))
 		if errors.Is(err, ErrNotFound) {
@@ -298,27 +299,31 @@ func (s *Users) Authenticate(ctx context.Context, raw string, scope string) (*Se
 		if err != nil {
 			return nil, err
 		}
-		tok = *t
-		s.cache.putToken(tok, gen, now)
+		sess.Token = *t
+		s.cache.putToken(sess.Token, gen, now)
 	}
+	tok := &sess.Token
 	if tok.Expired(now) || tok.Scopes != scope || tok.TTL < 0 && !s.cfg.AllowEternalTokens {
 		return nil, nil
 	}
-	u, err := s.FindUserByID(ctx, tok.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
+	if !userOK {
+		u, err := s.FindUserByID(ctx, tok.UserID)
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		sess.User = *u
 	}
-	if err != nil {
-		return nil, err
-	}
-	if u.Disabled {
+	if sess.User.Disabled {
 		return nil, nil
 	}
 	tok.ID = raw
 	if now.Sub(tok.LastUsed) >= s.cfg.TouchEvery {
 		s.touch(ctx, tok.Digest, now)
 	}
-	return &Session{Token: tok, User: *u}, nil
+	return sess, nil
 }
 
 // touch records when a token was last used, at most once per TouchEvery per
