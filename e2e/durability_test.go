@@ -261,9 +261,9 @@ func lkpClient(conns int) *http.Client {
 	}
 }
 
-// lkpCall sends a request with an optional JSON body and token and returns
-// the status, headers and body.
-func lkpCall(ctx context.Context, c *http.Client, method, url, token string, body any) (int, http.Header, []byte, error) {
+// lkpCall sends a request with an optional JSON body, token and extra
+// headers (name, value pairs) and returns the status, headers and body.
+func lkpCall(ctx context.Context, c *http.Client, method, url, token string, body any, headers ...string) (int, http.Header, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -281,6 +281,9 @@ func lkpCall(ctx context.Context, c *http.Client, method, url, token string, bod
 	}
 	if token != "" {
 		req.Header.Set("Authorization", token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := c.Do(req)
 	if err != nil {
