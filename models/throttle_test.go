@@ -1,0 +1,109 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/models"
+)
+
+// TestThrottleSurvivesRestart: the counters are in SQLite, so closing and
+// reopening the database does not hand out a fresh allowance.
+func TestThrottleSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "t.db")
+	clk := &testClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	open := func() (*models.DB, *models.Users) {
+		db, err := models.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8}), models.Config{Now: clk.Now})
+		lc := models.DefaultLimitConfig()
+		lc.Now = clk.Now
+		u.SetThrottle(models.NewLimiter(db, lc))
+		return db, u
+	}
+	db, u := open()
+	mustCreate(t, u, "email", "restart@example.com", "password", "restart-pw-1")
+	meta := models.ClientMeta{IP: "198.51.100.1"}
+	bad := models.Credentials{Email: "restart@example.com", Password: "wrong-password"}
+	for i := 0; i < 6; i++ {
+		if _, _, err := u.Login(ctx, bad, meta); !errors.Is(err, models.ErrLoginFailed) {
+			t.Fatalf("failure %d: %v", i+1, err)
+		}
+	}
+	if _, _, err := u.Login(ctx, bad, meta); !errors.Is(err, models.ErrThrottled) {
+		t.Fatalf("before the restart: %v", err)
+	}
+	db.Close()
+	db, u = open()
+	defer db.Close()
+	_, _, err := u.Login(ctx, bad, meta)
+	if !errors.Is(err, models.ErrThrottled) {
+		t.Fatalf("after the restart: %v", err)
+	}
+	if me, _ := models.AsError(err); me.RetryAfter != 1 {
+		t.Fatalf("Retry-After %d, want 1 (the first delay)", me.RetryAfter)
+	}
+	// Nothing in the table names the account or the address tried.
+	var n int
+	if err := db.Reader().QueryRow(`SELECT count(*) FROM throttle WHERE CAST(key AS TEXT) LIKE '%restart%' OR CAST(key AS TEXT) LIKE '%198.51%'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("identifiers stored in clear: %d %v", n, err)
+	}
+}
+
+// TestThrottlePrune: spent counters (full buckets, forgotten accounts) are
+// deleted by Prune; live ones stay.
+func TestThrottlePrune(t *testing.T) {
+	ctx := context.Background()
+	u, clk := newUsers(t, models.Config{})
+	lc := models.DefaultLimitConfig()
+	lc.Now = clk.Now
+	l := models.NewLimiter(u.DB(), lc)
+	u.SetThrottle(l)
+	meta := models.ClientMeta{IP: "2001:db8:1:2::5"}
+	for i := 0; i < 3; i++ {
+		u.Login(ctx, models.Credentials{Email: "ghost@example.com", Password: "whatever-1"}, meta)
+	}
+	count := func() int {
+		var n int
+		if err := u.DB().Reader().QueryRow(`SELECT count(*) FROM throttle`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("%d counters, want 2 (the account, the IP)", n)
+	}
+	if n, err := l.Prune(ctx, 100); err != nil || n != 0 {
+		t.Fatalf("pruned %d live counters: %v", n, err)
+	}
+	clk.Advance(time.Hour) // the IP bucket is full again
+	if n, _ := l.Prune(ctx, 100); n != 1 || count() != 1 {
+		t.Fatalf("after an hour: pruned %d, %d left", n, count())
+	}
+	clk.Advance(24 * time.Hour) // the account's failures are forgotten
+	if n, _ := l.Prune(ctx, 100); n != 1 || count() != 0 {
+		t.Fatalf("after a day: pruned %d, %d left", n, count())
+	}
+}
+
+// TestIPKey: IPv6 clients are limited by their /64; IPv4-mapped
+// addresses are plain IPv4.
+func TestIPKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"198.51.100.7":          "198.51.100.7",
+		"::ffff:198.51.100.7":   "198.51.100.7",
+		"2001:db8:1:2::5":       "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::99": "2001:db8:1:2::/64",
+		"not an ip":             "not an ip",
+	} {
+		if got := models.IPKey(in); got != want {
+			t.Errorf("IPKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
