@@ -77,12 +77,14 @@ func (c *loadCounts) String() string {
 }
 
 // loadMaxRSS bounds the server's peak resident memory under the storm.
-// Measured here: about 40–60 MiB (Go runtime and binary ~20 MiB, SQLite's
-// page cache up to 2 MiB for each of the writer and the 2×GOMAXPROCS
-// readers, 160 connections with their goroutines and buffers, at most
-// GOMAXPROCS bcrypt states, and GC headroom at GOGC=100). 150 MiB is 2–3×
-// that: far above noise, far below what an unbounded queue of waiting
-// logins or a leak under load would reach.
+// Measured here: 35–40 MiB. The budget: the binary sets a 96 MiB soft
+// limit on the Go heap (GOMEMLIMIT, boot.tuneGC; the live heap under this
+// load is a few MiB, GOGC=300 lets it grow 4× between collections), and
+// outside the Go heap sit the binary's text, goroutine stacks of ~160
+// connections, and SQLite's page caches (modernc's own allocator, up to
+// 2 MiB for each of the writer and the 2×GOMAXPROCS readers). 150 MiB is
+// the soft limit plus ~50 MiB for the rest: far above noise, far below
+// what an unbounded queue of waiting logins or a leak under load reaches.
 const loadMaxRSS = 150 << 20
 
 // TestLoadSafety drives 96 concurrent clients doing correct logins (more

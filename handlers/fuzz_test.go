@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -136,8 +137,8 @@ func FuzzReadBody(f *testing.F) {
 }
 
 // FuzzAPILogin drives POST /api/users/login through the real Echo router,
-// middleware and error handler over a temporary SQLite file holding one
-// user (bcrypt cost 4 to keep iterations fast). Whatever the body, content
+// middleware, error handler and login throttle over a temporary SQLite file
+// holding one user (bcrypt cost 4 to keep iterations fast). Whatever the body, content
 // type and query: never a 5xx except a 503 with Retry-After, and every
 // answer with a body is JSON.
 func FuzzAPILogin(f *testing.F) {
@@ -167,6 +168,9 @@ func FuzzAPILogin(f *testing.F) {
 	}
 	f.Cleanup(func() { db.Close() })
 	users := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8}), models.Config{})
+	// The throttle boot installs, with its defaults: it reads the typed
+	// identifier and the client IP, both fuzzed here.
+	users.SetThrottle(models.NewLimiter(db, models.DefaultLimitConfig()))
 	if _, err := users.CreateUser(ctx, models.StringFields("email", "fuzz@example.com", "username", "fuzzer",
 		"password", "correct horse"), models.ClientMeta{}); err != nil {
 		f.Fatal(err)
@@ -178,7 +182,9 @@ func FuzzAPILogin(f *testing.F) {
 		target := "/api/users/login"
 		req := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
 		req.URL.RawQuery = rawQuery // any bytes, as a raw request line could carry
-		req.RemoteAddr = "192.0.2.7:4321"
+		// Spread inputs over many client IPs so the per-IP bucket does not
+		// answer 429 to everything after the first failures.
+		req.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:4321", len(body)%256, len(rawQuery)%256, len(contentType)%256)
 		if contentType != "" {
 			req.Header.Set(echo.HeaderContentType, contentType)
 		}
