@@ -76,7 +76,7 @@ func lkpBinary(t testing.TB) string {
 			return
 		}
 		sum := sha256.Sum256([]byte(root))
-		dir := filepath.Join(os.TempDir(), "latchkey-e2e-"+hex.EncodeToString(sum[:6]))
+		dir := filepath.Join(os.TempDir(), "latchkey-e2e-bin-"+hex.EncodeToString(sum[:6]))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			lkpBuild.err = err
 			return
