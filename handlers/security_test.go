@@ -690,3 +690,56 @@ func TestHashingPoolFullAnswers503(t *testing.T) {
 		t.Fatal("page 503 without Retry-After")
 	}
 }
+
+// TestSecurity_S6_PasswordChangeAndResetEndSessions: a password change
+// ends the other sessions and keeps the current one (LoopBack); a reset
+// ends all of them, the reset token included.
+func TestSecurity_S6_PasswordChangeAndResetEndSessions(t *testing.T) {
+	env := newSecEnv(t, secOptions{})
+	id := env.signup("s6@example.com", "s6-password-1")
+	path := fmt.Sprintf("/api/users/%d", id)
+	a, b := env.login("s6@example.com", "s6-password-1"), env.login("s6@example.com", "s6-password-1")
+	env.do("GET", path, "", "Authorization: "+b) // B is cached: the change must still reach it
+	if r := env.do("POST", "/api/users/change-password", `{"oldPassword":"s6-password-1","newPassword":"s6-password-2"}`,
+		"Authorization: "+a); r.status != 204 {
+		t.Fatalf("change: %d %s", r.status, r.body)
+	}
+	if r := env.do("GET", path, "", "Authorization: "+b); r.status != 401 {
+		t.Fatalf("B after the change: %d", r.status)
+	}
+	if r := env.do("GET", path, "", "Authorization: "+a); r.status != 200 {
+		t.Fatalf("A after the change: %d", r.status)
+	}
+	c := env.login("s6@example.com", "s6-password-2")
+	env.from("198.51.100.70", "POST", "/api/users/reset", `{"email":"s6@example.com"}`)
+	reset := env.resets.all()
+	if len(reset) != 1 {
+		t.Fatalf("%d reset mails", len(reset))
+	}
+	if r := env.do("POST", "/api/users/reset-password", `{"newPassword":"s6-password-3"}`, "X-Access-Token: "+reset[0]); r.status != 204 {
+		t.Fatalf("reset: %d %s", r.status, r.body)
+	}
+	for name, tok := range map[string]string{"A": a, "C": c, "the reset token": reset[0]} {
+		if r := env.do("GET", path, "", "Authorization: "+tok); r.status != 401 {
+			t.Errorf("%s after the reset: %d", name, r.status)
+		}
+	}
+	if r := env.do("POST", "/api/users/reset-password", `{"newPassword":"s6-password-4"}`, "X-Access-Token: "+reset[0]); r.status != 401 {
+		t.Errorf("the reset token twice: %d", r.status)
+	}
+}
+
+// TestSecurity_L3_ReauthThrottled: guessing the current password through
+// change-password with a stolen session is throttled like a login.
+func TestSecurity_L3_ReauthThrottled(t *testing.T) {
+	env := newSecEnv(t, secOptions{})
+	env.signup("re@example.com", "re-password-1")
+	tok := env.login("re@example.com", "re-password-1")
+	var last response
+	for i := 0; i < 8; i++ {
+		last = env.do("POST", "/api/users/change-password", fmt.Sprintf(`{"oldPassword":"guess-%d-xxxx","newPassword":"new-password-1"}`, i),
+			"Authorization: "+tok)
+	}
+	isThrottled(t, last)
+	isThrottled(t, env.do("POST", "/api/users/login", loginBody("re@example.com", "re-password-1")))
+}
