@@ -151,7 +151,7 @@ func (h *Handler) HandleError(err error, c echo.Context) {
 		return
 	}
 	ae := toAPIError(err, c)
-	if ae.Status >= 500 {
+	if ae.Status >= 500 && ae.RetryAfter == 0 {
 		h.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
 			"status", ae.Status, "err", err)
 	}

@@ -75,7 +75,12 @@ func (h *Handler) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		status := c.Response().Status
 		level := slog.LevelInfo
-		if status >= 500 {
+		switch {
+		case status >= 500 && c.Response().Header().Get("Retry-After") != "":
+			// A deliberate 503 (hashing queue full): expected under a storm,
+			// not an error to page anyone about.
+			level = slog.LevelWarn
+		case status >= 500:
 			level = slog.LevelError
 		}
 		h.Log.LogAttrs(r.Context(), level, "request",
