@@ -193,7 +193,7 @@ func TestSecurity_L2_EqualTiming(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timing")
 	}
-	const cost, samples = 8, 15
+	const cost, samples = 8, 21
 	noLimits := &models.LimitConfig{}
 
 	// Empty database: the dummy hash is the only hash there is.
@@ -248,8 +248,11 @@ func TestSecurity_L2_EqualTiming(t *testing.T) {
 	for k, name := range []string{"unknown", "wrong password", "disabled"} {
 		m := median(times[k])
 		t.Logf("%s: median %v", name, m)
-		if m < base*2/3 || m > base*3/2 {
-			t.Errorf("%s takes %v, a wrong password %v: outside 2/3..3/2", name, m, base)
+		// Without the dummy verification an unknown user answers in well
+		// under a tenth of the time; load on a shared machine moves the
+		// medians by up to about a third.
+		if m < base/2 || m > base*2 {
+			t.Errorf("%s takes %v, a wrong password %v: outside 1/2..2", name, m, base)
 		}
 	}
 }
