@@ -252,7 +252,12 @@ func startApp(t *testing.T, dbPath string, smtpPort int, clk *testClock) *testAp
 	ta := &testApp{t: t, app: app, url: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1), logs: logs,
 		outbox: models.NewOutbox(app.DB, models.OutboxConfig{Now: clk.Now})}
 	go func() { ta.done <- app.Serve(ctx, ln) }()
-	t.Cleanup(ta.stop)
+	t.Cleanup(func() {
+		ta.stop()
+		if t.Failed() {
+			t.Logf("app log:\n%s", logs.String())
+		}
+	})
 	return ta
 }
 
@@ -591,6 +596,10 @@ func TestMailSurvivesSMTPOutage(t *testing.T) {
 		tok := resetToken(t, sink.next(t, 5*time.Second), "erin@example.com")
 		a.must(204, "POST", "/api/users/reset-password", `{"newPassword":"erin-pw-2-long"}`, "X-Access-Token: "+tok)
 		sink.next(t, 5*time.Second) // the notice
+		// Close only once both are recorded as sent: closing between the
+		// server's receipt and its "250" would (rightly, at least once)
+		// send the notice again to the next server.
+		a.waitOutbox(func(s models.OutboxStats) bool { return s.Pending == 0 && s.Sent == 2 }, 5*time.Second)
 		sink.close()
 	})
 
