@@ -82,8 +82,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 
+	// Each reader keeps its own page cache (SQLite's default is 2 MiB a
+	// connection). Readers look single rows up by key, and the hot upper
+	// levels of the indexes fit in 512 KiB; the rest comes from the OS page
+	// cache, which is not the process's RSS. With a million users this keeps
+	// the pool's RSS 6 MiB lower (BENCHMARKS.md).
 	rp := url.Values{}
-	for _, p := range []string{"busy_timeout(5000)", "foreign_keys(1)", "query_only(1)"} {
+	for _, p := range []string{"busy_timeout(5000)", "foreign_keys(1)", "query_only(1)", "cache_size(-512)"} {
 		rp.Add("_pragma", p)
 	}
 	r, err := sql.Open("sqlite", "file:"+path+"?"+rp.Encode())
