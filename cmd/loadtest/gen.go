@@ -26,6 +26,7 @@ type result struct {
 	NonOK    int64            // responses that were not 2xx/3xx
 	SockErrs int64            // connect, read, write errors and timeouts
 	ErrNote  string
+	GenCPU   time.Duration // CPU time the load generator itself used
 }
 
 func (r result) rate() float64 {
@@ -162,6 +163,7 @@ func runWrk(ctx context.Context, wrk, url, script string, conns, threads int, d 
 		if len(v.Codes) > 0 {
 			r.Codes = v.Codes
 		}
+		r.GenCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		if r.SockErrs > 0 {
 			r.ErrNote = fmt.Sprintf("connect %d read %d write %d timeout %d", v.Connect, v.Read, v.Write, v.Timeout)
 		}

@@ -36,9 +36,14 @@ func servePing() error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(io.Discard)
-	e.GET("/ping", func(c echo.Context) error {
+	ping := func(c echo.Context) error {
 		return c.JSON(http.StatusOK, pingUser{Email: "ping@example.com", ID: 1})
-	})
+	}
+	e.GET("/ping", ping)
+	// The same path as the API's, so the baseline run can use the very same
+	// wrk script (a per-request Authorization header, ignored here) and the
+	// load generator costs the same per request in both runs.
+	e.GET("/api/users/:id", ping)
 	srv := &http.Server{Addr: addr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
