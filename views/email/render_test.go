@@ -1,0 +1,46 @@
+package email
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRender(t *testing.T) {
+	ctx := context.Background()
+	r, err := RenderReset(ctx, ResetData{Email: `o'hara&co@example.com`, Link: "https://x.example/reset-password?access_token=T0K", Minutes: 15})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Subject != ResetSubject || !strings.Contains(r.Text, "https://x.example/reset-password?access_token=T0K") ||
+		!strings.Contains(r.Text, "15 minutes") || !strings.Contains(r.HTML, `href="https://x.example/reset-password?access_token=T0K"`) ||
+		!strings.Contains(r.HTML, "o&#39;hara&amp;co@example.com") || strings.Contains(r.HTML, "o'hara&co") {
+		t.Fatalf("reset:\n%s\n%s", r.Text, r.HTML)
+	}
+
+	v, err := RenderVerify(ctx, VerifyData{Email: "a@example.com", Link: "https://x.example/api/users/confirm?uid=1&redirect=%2Fverified&token=abc", Hours: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Subject != "Thanks for Registering" || !strings.Contains(v.Text, "uid=1&redirect=%2Fverified&token=abc") ||
+		!strings.Contains(v.HTML, `href="https://x.example/api/users/confirm?uid=1&amp;redirect=%2Fverified&amp;token=abc"`) || !strings.Contains(v.Text, "24 hours") {
+		t.Fatalf("verify:\n%s\n%s", v.Text, v.HTML)
+	}
+
+	when := time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
+	for reason, want := range map[string]string{"reset": "reset with an emailed link", "change": "except the one used to change it"} {
+		c, err := RenderPasswordChanged(ctx, PasswordChangedData{Email: "a@example.com", When: when, Reason: reason, IP: "192.0.2.1",
+			RequestResetLink: "https://x.example/request-password-reset"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range []string{c.Text, c.HTML} {
+			if !strings.Contains(part, want) || !strings.Contains(part, "Thursday 26 November 2026 at 09:30 UTC") ||
+				!strings.Contains(part, "192.0.2.1") || !strings.Contains(part, "https://x.example/request-password-reset") ||
+				strings.Contains(part, "access_token") {
+				t.Fatalf("changed (%s):\n%s", reason, part)
+			}
+		}
+	}
+}
