@@ -108,7 +108,12 @@ type Limiter struct {
 
 	mu       sync.Mutex
 	inflight map[string]int
+	released chan struct{} // closed (and replaced) whenever an attempt ends
 }
+
+// inflightWait bounds how long an attempt waits for a slot that attempts in
+// flight hold, before it is answered 429 after all.
+const inflightWait = 10 * time.Second
 
 // NewLimiter returns a limiter over db, filling unset numbers from
 // DefaultLimitConfig (the on/off switches are taken as given).
@@ -142,7 +147,7 @@ func NewLimiter(db *DB, cfg LimitConfig) *Limiter {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Limiter{db: db, cfg: cfg, inflight: map[string]int{}}
+	return &Limiter{db: db, cfg: cfg, inflight: map[string]int{}, released: make(chan struct{})}
 }
 
 // Config returns the limits in force.
@@ -237,6 +242,30 @@ func (l *Limiter) BeforeLogin(ctx context.Context, key string, meta ClientMeta) 
 		return nil
 	}
 	ak, ik := throttleKey(keyAccount, key), throttleKey(keyLoginIP, IPKey(meta.IP))
+	deadline := time.NewTimer(inflightWait)
+	defer deadline.Stop()
+	for {
+		wait, err := l.reserveLogin(ctx, ak, ik)
+		if wait == nil {
+			return err
+		}
+		// The allowance is there but attempts in flight hold it: wait for
+		// one to end rather than refuse a login nothing has failed yet
+		// (many real users behind one NAT log in at once).
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return throttled(time.Second)
+		}
+	}
+}
+
+// reserveLogin takes an in-flight slot for an attempt, or refuses it, or —
+// when only attempts in flight stand in the way — returns a channel that is
+// closed when one of them ends.
+func (l *Limiter) reserveLogin(ctx context.Context, ak, ik []byte) (<-chan struct{}, error) {
 	// One lock around read-and-reserve, so two attempts cannot both take
 	// the last free one. Logins are bounded by hashing (tens a second), so
 	// this lock is never the bottleneck.
@@ -245,30 +274,32 @@ func (l *Limiter) BeforeLogin(ctx context.Context, key string, meta ClientMeta) 
 	now := l.cfg.Now()
 	acct, err := readCounter(ctx, l.db.r.QueryRowContext, ak)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ip, err := readCounter(ctx, l.db.r.QueryRowContext, ik)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	n := 0
 	if acct.live(now) {
 		n = int(acct.n)
 	}
 	if wait := acct.at.Add(l.delayAfter(n)).Sub(now); n > l.cfg.FreeFailures && wait > 0 {
-		return throttled(wait)
+		return nil, throttled(wait)
 	}
-	// While failures are free, at most the free ones left may be in flight;
-	// after that, one at a time.
-	if l.inflight[string(ak)] >= max(1, l.cfg.FreeFailures-n) {
-		return throttled(time.Second)
+	t := ip.tokens(l.cfg.IPBurst, l.cfg.IPPerMinute, now)
+	if t < 1 {
+		return nil, throttled(time.Duration((1 - t) / l.cfg.IPPerMinute * float64(time.Minute)))
 	}
-	if t := ip.tokens(l.cfg.IPBurst, l.cfg.IPPerMinute, now) - float64(l.inflight[string(ik)]); t < 1 {
-		return throttled(time.Duration((1 - t) / l.cfg.IPPerMinute * float64(time.Minute)))
+	// While failures are free, at most the free ones left may be in flight
+	// (after that, one at a time), and no more than the IP's tokens: so a
+	// burst of parallel guesses gets no more than one after another would.
+	if l.inflight[string(ak)] >= max(1, l.cfg.FreeFailures-n) || t-float64(l.inflight[string(ik)]) < 1 {
+		return l.released, nil
 	}
 	l.inflight[string(ak)]++
 	l.inflight[string(ik)]++
-	return nil
+	return nil, nil
 }
 
 // EndLogin releases what BeforeLogin reserved for an attempt.
@@ -285,6 +316,8 @@ func (l *Limiter) EndLogin(key string, meta ClientMeta) {
 			l.inflight[string(k)]--
 		}
 	}
+	close(l.released)
+	l.released = make(chan struct{})
 }
 
 // RecordLogin stores an attempt's outcome inside tx: a failure counts
