@@ -35,6 +35,13 @@ type WorkerConfig struct {
 	Poll        time.Duration // how often to look for due mail without a wake-up; default 1s
 	SendTimeout time.Duration // bound on one send, also on the send in flight at shutdown; default 30s
 	Batch       int           // messages read per round; default 10
+	// MaxAge gives up on a message of a kind once it is older than this:
+	// a reset or confirm link that expired during an SMTP outage is not
+	// sent (it would only fail when clicked). Kinds not listed never expire.
+	MaxAge map[string]time.Duration
+	// KeepSent is how long sent and dead rows (already without bodies) are
+	// kept as a record before the worker deletes them; default 30 days.
+	KeepSent time.Duration
 }
 
 // NewOutboxWorker returns a worker; start it with Run.
@@ -47,6 +54,9 @@ func NewOutboxWorker(outbox *models.Outbox, sender Sender, log *slog.Logger, cfg
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 10
+	}
+	if cfg.KeepSent <= 0 {
+		cfg.KeepSent = 30 * 24 * time.Hour
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -68,6 +78,7 @@ func (w *OutboxWorker) Notify() {
 func (w *OutboxWorker) Run(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var lastPrune time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -85,6 +96,12 @@ func (w *OutboxWorker) Run(ctx context.Context) {
 			}
 			if n < w.cfg.Batch {
 				break
+			}
+		}
+		if ctx.Err() == nil && time.Since(lastPrune) >= time.Hour {
+			lastPrune = time.Now()
+			if _, err := w.outbox.PruneSent(ctx, w.outbox.Config().Now().Add(-w.cfg.KeepSent), 1000); err != nil && ctx.Err() == nil {
+				w.log.Error("outbox: pruning sent mail", "err", err)
 			}
 		}
 		if !t.Stop() {
@@ -116,6 +133,15 @@ func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
 // bookkeeping run on a context that survives shutdown but not SendTimeout,
 // so an accepted message is marked sent before the database closes.
 func (w *OutboxWorker) deliver(ctx context.Context, e models.Email) {
+	if maxAge, ok := w.cfg.MaxAge[e.Kind]; ok && maxAge > 0 && w.outbox.Config().Now().Sub(e.Created) >= maxAge {
+		if err := w.outbox.MarkDead(context.WithoutCancel(ctx), e.ID, "expired before it could be delivered"); err != nil {
+			w.log.Error("outbox: recording an expired message", "id", e.ID, "kind", e.Kind, "err", err)
+			return
+		}
+		w.log.Warn("mail dead: its link expired before it could be delivered", "id", e.ID, "kind", e.Kind,
+			"attempts", e.Attempts, "last_error", redactAddresses(e.LastError))
+		return
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.SendTimeout)
 	defer cancel()
 	start := time.Now()

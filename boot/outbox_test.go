@@ -199,6 +199,40 @@ func TestOutboxWorker(t *testing.T) {
 	})
 }
 
+// TestOutboxWorkerExpiredLinks: a reset mail whose link expired during an
+// outage is given up, not sent; other kinds are still delivered.
+func TestOutboxWorkerExpiredLinks(t *testing.T) {
+	ctx := context.Background()
+	db := openWorkerDB(t)
+	clk := newClock()
+	ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
+	enqueue(t, db, clk.Now(), models.Email{Kind: KindResetPassword, To: "a@example.com", Subject: "reset", Text: "t", HTML: "h"})
+	enqueue(t, db, clk.Now(), models.Email{Kind: KindPasswordChanged, To: "a@example.com", Subject: "changed", Text: "t"})
+	clk.Advance(15 * time.Minute)
+	fs := &fakeSender{}
+	logs := &syncBuffer{}
+	w := NewOutboxWorker(ob, fs, slog.New(slog.NewTextHandler(logs, nil)),
+		WorkerConfig{MaxAge: map[string]time.Duration{KindResetPassword: 15 * time.Minute}})
+	if n, err := w.RunOnce(ctx); err != nil || n != 2 {
+		t.Fatalf("RunOnce = %d, %v", n, err)
+	}
+	if fs.count() != 1 || fs.sent[0].Kind != KindPasswordChanged {
+		t.Fatalf("sent %+v, want only the notice", fs.sent)
+	}
+	st, _ := ob.Stats(ctx)
+	if st.Dead != 1 || st.Sent != 1 || st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	var html, text, lastErr string
+	_ = db.Reader().QueryRow(`SELECT html, text, last_error FROM outbox WHERE kind = ?`, KindResetPassword).Scan(&html, &text, &lastErr)
+	if html != "" || text != "" || !strings.Contains(lastErr, "expired") {
+		t.Fatalf("expired row: html %q text %q last_error %q", html, text, lastErr)
+	}
+	if !strings.Contains(logs.String(), "expired before it could be delivered") {
+		t.Fatalf("log:\n%s", logs.String())
+	}
+}
+
 func TestSMTPSenderConfig(t *testing.T) {
 	base := SMTPConfig{Host: "127.0.0.1", Port: 1025, From: "Latchkey <noreply@example.com>"}
 	for _, tls := range []string{"", "none", "starttls", "tls"} {

@@ -71,7 +71,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		db.Close()
 		return nil, err
 	}
-	mailer := NewOutboxWorker(models.NewOutbox(db, models.OutboxConfig{Now: now}), sender, log, WorkerConfig{})
+	mailer := NewOutboxWorker(models.NewOutbox(db, models.OutboxConfig{Now: now}), sender, log, WorkerConfig{
+		MaxAge: map[string]time.Duration{KindResetPassword: time.Duration(cfg.ResetTTL) * time.Second, KindVerifyEmail: time.Duration(cfg.VerifyTTL) * time.Second}})
 	registerMail(users, cfg.BaseURL, mailer.Notify)
 	app.background = append(app.background, mailer.Run)
 

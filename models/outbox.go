@@ -223,6 +223,18 @@ func (o *Outbox) MarkFailed(ctx context.Context, id int64, cause error) (Failure
 	return f, nil
 }
 
+// MarkDead gives up on a message without another attempt (a reset link
+// that expired while the mail server was down is not worth sending) and
+// clears its bodies.
+func (o *Outbox) MarkDead(ctx context.Context, id int64, reason string) error {
+	now := o.now()
+	return o.db.Write(ctx, now, func(tx *Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE outbox SET dead_at = ?, last_error = ?, html = '', text = ''
+			WHERE id = ? AND sent_at IS NULL AND dead_at IS NULL`, ms(now), SanitizeError(reason, 500), id)
+		return err
+	})
+}
+
 // Backoff is the delay before the next attempt after attempts failures:
 // BaseDelay·2^(attempts-1), capped at MaxDelay, then ± Jitter.
 func (o *Outbox) Backoff(attempts int) time.Duration {
