@@ -71,7 +71,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		db.Close()
 		return nil, err
 	}
-	mailer := NewOutboxWorker(models.NewOutbox(db, models.OutboxConfig{Now: now}), sender, log, WorkerConfig{
+	outbox := models.NewOutbox(db, models.OutboxConfig{Now: now})
+	mailer := NewOutboxWorker(outbox, sender, log, WorkerConfig{
 		MaxAge: map[string]time.Duration{KindResetPassword: time.Duration(cfg.ResetTTL) * time.Second, KindVerifyEmail: time.Duration(cfg.VerifyTTL) * time.Second}})
 	registerMail(users, cfg.BaseURL, mailer.Notify)
 	app.background = append(app.background, mailer.Run)
@@ -91,6 +92,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		TrustedProxies: cfg.TrustedProxies,
 		Now:            now,
 		AccessLog:      true,
+		MailStats:      outbox.Stats,
 	})
 	h.Register(e)
 	app.Echo = e

@@ -135,6 +135,15 @@ func TestRunEndToEnd(t *testing.T) {
 	if st, _, _ := call(t, "POST", base+"/api/users/login", `{"email":"eve@example.com","password":"eve-secret-1"}`); st != 401 {
 		t.Fatalf("old password %d", st)
 	}
+	// A reset while the mail server is down (port 1) is answered at once and
+	// the mail waits in the outbox with the password-changed notice, which
+	// /healthz reports.
+	if st, _, body := call(t, "POST", base+"/api/users/reset", `{"email":"eve@example.com"}`); st != 204 {
+		t.Fatalf("reset %d %s", st, body)
+	}
+	if st, health, body := call(t, "GET", base+"/healthz", ""); st != 200 || health["mail"].(map[string]any)["pending"] != float64(2) {
+		t.Fatalf("healthz after a reset with SMTP down: %d %s", st, body)
+	}
 	if st, _, body := call(t, "POST", base+"/api/users/logout", "", "X-Access-Token", id); st != 204 {
 		t.Fatalf("logout %d %s", st, body)
 	}
@@ -174,21 +183,40 @@ func TestRunPersistsAcrossRestart(t *testing.T) {
 	}
 }
 
-// TestGracefulShutdownFinishesInFlight: a login in progress when the
-// signal arrives still gets its answer.
+// TestGracefulShutdownFinishesInFlight: a login whose request is still
+// arriving when the signal comes gets its answer before the process ends.
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
-	base, _, stop := startApp(t, map[string]string{"LATCHKEY_BCRYPT_COST": "13"})
+	base, logs, stop := startApp(t, nil)
 	call(t, "POST", base+"/api/users", `{"email":"slow@example.com","password":"slow-pw-12"}`)
+	body, w := io.Pipe()
+	req, _ := http.NewRequest("POST", base+"/api/users/login", body)
+	req.Header.Set("Content-Type", "application/json")
 	res := make(chan int, 1)
 	go func() {
-		st, _, _ := call(t, "POST", base+"/api/users/login", `{"email":"slow@example.com","password":"slow-pw-12"}`)
-		res <- st
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			res <- 0
+			return
+		}
+		resp.Body.Close()
+		res <- resp.StatusCode
 	}()
-	time.Sleep(100 * time.Millisecond) // the login is hashing (cost 13 ≈ 0.5 s)
-	if err := stop(); err != nil {
-		t.Fatal(err)
+	io.WriteString(w, `{"email":"slow@example.com",`) // the request is now in flight
+	time.Sleep(50 * time.Millisecond)
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "shutting down"); {
+		if time.Now().After(deadline) {
+			t.Fatal("no shutdown began")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	io.WriteString(w, `"password":"slow-pw-12"}`)
+	w.Close()
 	if st := <-res; st != 200 {
 		t.Fatalf("in-flight login got %d", st)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,6 +4,7 @@
 package handlers
 
 import (
+	"context"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -23,6 +24,8 @@ type Options struct {
 	BodyLimit      string // e.g. "1M"
 	Now            func() time.Time
 	AccessLog      bool // one log line per request
+	// MailStats, when set, adds the outbox counts to /healthz.
+	MailStats func(context.Context) (models.OutboxStats, error)
 }
 
 // Handler serves every route. Build it with New.
@@ -36,6 +39,7 @@ type Handler struct {
 	BodyLimit      string
 	Now            func() time.Time
 	AccessLog      bool
+	MailStats      func(context.Context) (models.OutboxStats, error)
 
 	assets *static.Assets // the embedded stylesheet and icons, with their hashed names
 }
@@ -52,6 +56,7 @@ func New(o Options) *Handler {
 		BodyLimit:      o.BodyLimit,
 		Now:            o.Now,
 		AccessLog:      o.AccessLog,
+		MailStats:      o.MailStats,
 		assets:         static.MustLoad(),
 	}
 	if h.Log == nil {

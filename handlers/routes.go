@@ -80,7 +80,15 @@ func (h *Handler) handleHealth(c echo.Context) error {
 		h.Log.Error("health check failed", "err", err)
 		return writeJSON(c, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 	}
-	return writeJSON(c, http.StatusOK, map[string]string{"status": "ok"})
+	body := map[string]any{"status": "ok"}
+	if h.MailStats != nil {
+		// Mail that cannot get out is worth seeing from the outside, but it
+		// does not make the service unhealthy: requests are still answered.
+		if st, err := h.MailStats(ctx); err == nil {
+			body["mail"] = map[string]int64{"pending": st.Pending, "retrying": st.Retrying, "dead": st.Dead}
+		}
+	}
+	return writeJSON(c, http.StatusOK, body)
 }
 
 // ipExtractor believes X-Forwarded-For only from the configured proxies;
