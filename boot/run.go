@@ -229,14 +229,16 @@ func NewLogger(format string, w io.Writer) *slog.Logger {
 
 // The garbage collector's settings, unless the operator sets GOGC or
 // GOMEMLIMIT. The live heap is small (the auth cache and connection buffers,
-// a few MiB), so Go's default GOGC=100 collects after every few MiB of
-// allocation: about 30 times a second at 16k authenticated reads/s, a
-// quarter of the CPU of each request (BENCHMARKS.md). 300 removes most of
-// that for about 8 MiB more RSS. The soft limit sits above the largest live
-// heap a full default auth cache makes (about 70 MiB), so the collector
-// tightens before the process balloons but never thrashes.
+// 1-2 MiB), so Go's default GOGC=100 collects every 3 MiB or so of
+// allocation: dozens of times a second at 20k authenticated reads/s, about
+// a fifth of the server CPU of each request (BENCHMARKS.md). 200 removes
+// most of that and keeps the heap goal at 8 MiB: 300 saved another
+// microsecond a request but pushed the peak RSS past the 40 MiB budget with
+// a million users. The soft limit sits above the largest live heap a full
+// default auth cache makes (about 70 MiB), so a big cache makes the
+// collector tighten before the process balloons, never thrash.
 const (
-	gcPercent   = 300
+	gcPercent   = 200
 	memoryLimit = 96 << 20
 )
 
