@@ -16,8 +16,9 @@ func TestThrottleManyRealUsersBehindOneIP(t *testing.T) {
 	u, _ := newUsers(t, models.Config{})
 	u.SetThrottle(models.NewLimiter(u.DB(), models.DefaultLimitConfig()))
 	const n = 40 // twice the default burst of 20
-	// Hashes at cost 10 so the logins overlap: each holds its slot ~60 ms.
-	slow, err := models.NewHasher(models.HashConfig{BcryptCost: 10}).Hash(context.Background(), "nat-password-1")
+	// Hashes at cost 8 so the logins overlap: each holds its slot ~15 ms,
+	// far longer than the 40 reservations take.
+	slow, err := models.NewHasher(models.HashConfig{BcryptCost: 8}).Hash(context.Background(), "nat-password-1")
 	if err != nil {
 		t.Fatal(err)
 	}
