@@ -28,37 +28,16 @@ type Options struct {
 	MailStats func(context.Context) (models.OutboxStats, error)
 }
 
-// Handler serves every route. Build it with New.
+// Handler serves every route. Build it with New; its settings are the
+// Options it was given, with defaults filled in.
 type Handler struct {
-	Users          *models.Users
-	Log            *slog.Logger
-	BaseURL        string
-	SecureCookies  bool
-	CORSOrigins    []string
-	TrustedProxies []netip.Prefix
-	BodyLimit      string
-	Now            func() time.Time
-	AccessLog      bool
-	MailStats      func(context.Context) (models.OutboxStats, error)
-
+	Options
 	assets *static.Assets // the embedded stylesheet and icons, with their hashed names
 }
 
 // New returns a Handler with defaults filled in.
 func New(o Options) *Handler {
-	h := &Handler{
-		Users:          o.Users,
-		Log:            o.Log,
-		BaseURL:        o.BaseURL,
-		SecureCookies:  o.SecureCookies,
-		CORSOrigins:    o.CORSOrigins,
-		TrustedProxies: o.TrustedProxies,
-		BodyLimit:      o.BodyLimit,
-		Now:            o.Now,
-		AccessLog:      o.AccessLog,
-		MailStats:      o.MailStats,
-		assets:         static.MustLoad(),
-	}
+	h := &Handler{Options: o, assets: static.MustLoad()}
 	if h.Log == nil {
 		h.Log = slog.New(slog.DiscardHandler)
 	}
