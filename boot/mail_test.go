@@ -3,18 +3,13 @@ package boot
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html"
 	"io"
 	"log/slog"
-	"mime"
-	"mime/multipart"
 	"net"
 	"net/http"
-	"net/mail"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -23,154 +18,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
+	"github.com/latchkey/latchkey/internal/smtptest"
 	"github.com/latchkey/latchkey/models"
 )
 
-// ---- an in-process SMTP server ----------------------------------------------
+// ---- the SMTP server --------------------------------------------------------
 
-// received is one message as the SMTP server got it, parsed.
-type received struct {
-	From, Subject, MessageID string
-	To                       []string // RCPT TO
-	Header                   mail.Header
-	Text, HTML               string
-	At                       time.Time
-}
+// smtpSink is smtptest's recorder under the names outbox_test.go uses.
+type smtpSink struct{ *smtptest.Server }
 
-// smtpSink is a go-smtp server on loopback that records every message.
-type smtpSink struct {
-	t    *testing.T
-	srv  *smtp.Server
-	addr string
-	ch   chan received
-}
+func startSink(t *testing.T, addr string) smtpSink { return smtpSink{smtptest.StartAt(t, addr)} }
 
-type sinkBackend struct{ s *smtpSink }
+func (s smtpSink) port() int { return s.Port() }
 
-func (b sinkBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{s: b.s}, nil }
-
-type sinkSession struct {
-	s    *smtpSink
-	from string
-	to   []string
-}
-
-func (x *sinkSession) Mail(from string, _ *smtp.MailOptions) error { x.from = from; return nil }
-func (x *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error   { x.to = append(x.to, to); return nil }
-func (x *sinkSession) Reset()                                      { x.from, x.to = "", nil }
-func (x *sinkSession) Logout() error                               { return nil }
-func (x *sinkSession) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	m, err := parseMail(raw)
-	if err != nil {
-		x.s.t.Errorf("smtp sink: unparsable message: %v\n%s", err, raw)
-		return err
-	}
-	m.To = x.to
-	m.At = time.Now()
-	x.s.ch <- m
-	return nil
-}
-
-// startSink listens on addr ("127.0.0.1:0" for any port).
-func startSink(t *testing.T, addr string) *smtpSink {
+func (s smtpSink) next(t *testing.T, within time.Duration) smtptest.Message {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &smtpSink{t: t, addr: ln.Addr().String(), ch: make(chan received, 100)}
-	s.srv = smtp.NewServer(sinkBackend{s})
-	s.srv.Domain = "localhost"
-	s.srv.AllowInsecureAuth = true
-	s.srv.ReadTimeout = 10 * time.Second
-	s.srv.WriteTimeout = 10 * time.Second
-	go s.srv.Serve(ln)
-	t.Cleanup(s.close)
-	return s
-}
-
-func (s *smtpSink) close() { _ = s.srv.Close() }
-
-func (s *smtpSink) port() int {
-	_, p, _ := net.SplitHostPort(s.addr)
-	n, _ := strconv.Atoi(p)
-	return n
-}
-
-// next waits (bounded) for the next message.
-func (s *smtpSink) next(t *testing.T, within time.Duration) received {
-	t.Helper()
-	select {
-	case m := <-s.ch:
-		return m
-	case <-time.After(within):
-		t.Fatalf("no mail within %v", within)
-	}
-	return received{}
-}
-
-// none checks that no message arrives for a moment.
-func (s *smtpSink) none(t *testing.T, wait time.Duration) {
-	t.Helper()
-	select {
-	case m := <-s.ch:
-		t.Fatalf("unexpected mail %q to %v", m.Subject, m.To)
-	case <-time.After(wait):
-	}
-}
-
-func parseMail(raw []byte) (received, error) {
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		return received{}, err
-	}
-	dec := new(mime.WordDecoder)
-	subj, _ := dec.DecodeHeader(msg.Header.Get("Subject"))
-	m := received{From: msg.Header.Get("From"), Subject: subj, MessageID: msg.Header.Get("Message-Id"), Header: msg.Header}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil {
-		return m, err
-	}
-	if !strings.HasPrefix(mt, "multipart/") {
-		return m, fmt.Errorf("content type %s, want multipart/alternative", mt)
-	}
-	if mt != "multipart/alternative" {
-		return m, fmt.Errorf("content type %s, want multipart/alternative", mt)
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return m, err
-		}
-		body, err := io.ReadAll(p) // quoted-printable is decoded by the reader
-		if err != nil {
-			return m, err
-		}
-		if strings.EqualFold(p.Header.Get("Content-Transfer-Encoding"), "base64") {
-			body, err = base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(body)), ""))
-			if err != nil {
-				return m, err
-			}
-		}
-		pt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
-		switch pt {
-		case "text/plain":
-			m.Text = string(body)
-		case "text/html":
-			m.HTML = string(body)
-		}
-	}
-	return m, nil
+	return s.Next(t, within)
 }
 
 // ---- the app, served for real ----------------------------------------------
@@ -372,7 +235,7 @@ var (
 )
 
 // resetToken checks a reset mail and returns the token of its link.
-func resetToken(t *testing.T, m received, to string) string {
+func resetToken(t *testing.T, m smtptest.Message, to string) string {
 	t.Helper()
 	if len(m.To) != 1 || m.To[0] != to {
 		t.Fatalf("RCPT TO %v, want %s", m.To, to)
@@ -409,9 +272,9 @@ func resetToken(t *testing.T, m received, to string) string {
 // TestResetJourneyOverSMTP follows the reset link from a mail that go-mail
 // delivered over TCP to an SMTP server.
 func TestResetJourneyOverSMTP(t *testing.T) {
-	sink := startSink(t, "127.0.0.1:0")
+	sink := smtptest.Start(t)
 	clk := newClock()
-	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.port(), clk)
+	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.Port(), clk)
 	id := a.signup("bob@example.com", "bob-pw-1-long")
 	userPath := fmt.Sprintf("/api/users/%d", id)
 	s1 := a.login("bob@example.com", "bob-pw-1-long")
@@ -424,7 +287,7 @@ func TestResetJourneyOverSMTP(t *testing.T) {
 	if r.body != "" {
 		t.Fatalf("reset body %q, want empty", r.body)
 	}
-	m1 := sink.next(t, 5*time.Second)
+	m1 := sink.Next(t, 5*time.Second)
 	t.Logf("POST /reset answered in %v; mail received %v after the request", answered.Round(time.Microsecond), m1.At.Sub(start).Round(time.Microsecond))
 	tok1 := resetToken(t, m1, "bob@example.com")
 	if strings.Contains(m1.Text+m1.HTML, "evil.test") {
@@ -440,7 +303,7 @@ func TestResetJourneyOverSMTP(t *testing.T) {
 	// reset mail per address per minute, SECURITY R8).
 	clk.Advance(time.Minute)
 	a.must(204, "POST", "/api/users/reset", `{"email":"BOB@example.com"}`)
-	tok2 := resetToken(t, sink.next(t, 5*time.Second), "bob@example.com")
+	tok2 := resetToken(t, sink.Next(t, 5*time.Second), "bob@example.com")
 	if tok2 == tok1 {
 		t.Fatal("same token twice")
 	}
@@ -457,7 +320,7 @@ func TestResetJourneyOverSMTP(t *testing.T) {
 	a.must(200, "GET", userPath, "", "Authorization: "+s3)
 
 	// The notice: no token, no secret link, a way to start a reset.
-	n := sink.next(t, 5*time.Second)
+	n := sink.Next(t, 5*time.Second)
 	if n.Subject != "Your password was changed" || len(n.To) != 1 || n.To[0] != "bob@example.com" || n.Text == "" || n.HTML == "" {
 		t.Fatalf("notice: subject %q to %v, text %d bytes, html %d bytes", n.Subject, n.To, len(n.Text), len(n.HTML))
 	}
@@ -472,7 +335,7 @@ func TestResetJourneyOverSMTP(t *testing.T) {
 	if !strings.Contains(n.Text, "reset with an emailed link") {
 		t.Fatalf("notice does not say why:\n%s", n.Text)
 	}
-	sink.none(t, 100*time.Millisecond)
+	sink.NoMore(t, 100*time.Millisecond)
 
 	// Sent mail keeps no body; nothing is pending.
 	st := a.waitOutbox(func(s models.OutboxStats) bool { return s.Sent == 3 }, 5*time.Second)
@@ -503,27 +366,27 @@ func TestResetJourneyOverSMTP(t *testing.T) {
 
 // TestResetTokenExpiresOverSMTP: the mailed link stops working after the reset TTL.
 func TestResetTokenExpiresOverSMTP(t *testing.T) {
-	sink := startSink(t, "127.0.0.1:0")
+	sink := smtptest.Start(t)
 	clk := newClock()
-	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.port(), clk)
+	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.Port(), clk)
 	a.signup("carol@example.com", "carol-pw-1-long")
 	a.must(204, "POST", "/api/users/reset", `{"email":"carol@example.com"}`)
-	tok := resetToken(t, sink.next(t, 5*time.Second), "carol@example.com")
+	tok := resetToken(t, sink.Next(t, 5*time.Second), "carol@example.com")
 	clk.Advance(15 * time.Minute)
 	a.must(401, "POST", "/api/users/reset-password", `{"newPassword":"carol-pw-2-long"}`, "Authorization: "+tok)
 	a.must(200, "POST", "/api/users/login", `{"email":"carol@example.com","password":"carol-pw-1-long"}`)
-	sink.none(t, 100*time.Millisecond) // no "changed" notice
+	sink.NoMore(t, 100*time.Millisecond) // no "changed" notice
 }
 
 // TestVerifyMailOverSMTP: the confirm link from the mail verifies the address.
 func TestVerifyMailOverSMTP(t *testing.T) {
-	sink := startSink(t, "127.0.0.1:0")
+	sink := smtptest.Start(t)
 	clk := newClock()
-	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.port(), clk)
+	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.Port(), clk)
 	id := a.signup("dave@example.com", "dave-pw-1-long")
 	s := a.login("dave@example.com", "dave-pw-1-long")
 	a.must(204, "POST", fmt.Sprintf("/api/users/%d/verify", id), "", "Authorization: "+s, "Host: evil.test")
-	m := sink.next(t, 5*time.Second)
+	m := sink.Next(t, 5*time.Second)
 	if m.Subject != "Thanks for Registering" || len(m.To) != 1 || m.To[0] != "dave@example.com" || m.Text == "" || m.HTML == "" {
 		t.Fatalf("verify mail: %q to %v", m.Subject, m.To)
 	}
@@ -591,16 +454,16 @@ func TestMailSurvivesSMTPOutage(t *testing.T) {
 	}
 
 	t.Run("delivered when the server comes back", func(t *testing.T) {
-		sink := startSink(t, smtpAddr)
+		sink := smtptest.StartAt(t, smtpAddr)
 		clk.Advance(time.Minute) // past the backoff (5s ± 20%)
-		tok := resetToken(t, sink.next(t, 5*time.Second), "erin@example.com")
+		tok := resetToken(t, sink.Next(t, 5*time.Second), "erin@example.com")
 		a.must(204, "POST", "/api/users/reset-password", `{"newPassword":"erin-pw-2-long"}`, "X-Access-Token: "+tok)
-		sink.next(t, 5*time.Second) // the notice
+		sink.Next(t, 5*time.Second) // the notice
 		// Close only once both are recorded as sent: closing between the
 		// server's receipt and its "250" would (rightly, at least once)
 		// send the notice again to the next server.
 		a.waitOutbox(func(s models.OutboxStats) bool { return s.Pending == 0 && s.Sent == 2 }, 5*time.Second)
-		sink.close()
+		sink.Close()
 	})
 
 	t.Run("delivered after a restart", func(t *testing.T) {
@@ -608,13 +471,13 @@ func TestMailSurvivesSMTPOutage(t *testing.T) {
 		a.waitOutbox(func(s models.OutboxStats) bool { return s.Retrying == 1 }, 5*time.Second)
 		a.stop() // as SIGTERM: the message is still pending in the file
 
-		sink := startSink(t, smtpAddr)
+		sink := smtptest.StartAt(t, smtpAddr)
 		clk.Advance(time.Minute)
 		b := startApp(t, dbPath, port, clk)
-		tok := resetToken(t, sink.next(t, 5*time.Second), "frank@example.com")
+		tok := resetToken(t, sink.Next(t, 5*time.Second), "frank@example.com")
 		b.must(204, "POST", "/api/users/reset-password", `{"newPassword":"frank-pw-2-long"}`, "X-Access-Token: "+tok)
 		b.login("frank@example.com", "frank-pw-2-long")
-		sink.next(t, 5*time.Second) // the notice
+		sink.Next(t, 5*time.Second) // the notice
 		b.waitOutbox(func(s models.OutboxStats) bool { return s.Pending == 0 && s.Sent == 4 }, 5*time.Second)
 	})
 }

@@ -11,16 +11,10 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
-	"mime/multipart"
 	"net"
 	"net/http"
-	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,9 +26,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	smtp "github.com/emersion/go-smtp"
 
 	"github.com/latchkey/latchkey/boot"
+	"github.com/latchkey/latchkey/internal/smtptest"
 )
 
 // browserChromium finds Chromium or skips (fails under LATCHKEY_E2E_REQUIRE=1).
@@ -50,124 +44,6 @@ func browserChromium(t *testing.T) string {
 	}
 	t.Skip("Chromium not found in PATH: skipping the browser tests (apt-get install -y chromium; LATCHKEY_E2E_REQUIRE=1 makes this a failure)")
 	return ""
-}
-
-// ---- an SMTP server that keeps the plain-text part of each message ----------
-
-type browserMail struct {
-	To      []string
-	Subject string
-	Text    string
-}
-
-type browserSMTP struct {
-	t   *testing.T
-	srv *smtp.Server
-	ch  chan browserMail
-}
-
-func (s *browserSMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &browserSMTPSession{s: s}, nil
-}
-
-type browserSMTPSession struct {
-	s  *browserSMTP
-	to []string
-}
-
-func (x *browserSMTPSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (x *browserSMTPSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	x.to = append(x.to, to)
-	return nil
-}
-func (x *browserSMTPSession) Reset()        { x.to = nil }
-func (x *browserSMTPSession) Logout() error { return nil }
-func (x *browserSMTPSession) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	m, err := browserParseMail(raw)
-	if err != nil {
-		x.s.t.Errorf("unparsable mail: %v", err)
-		return err
-	}
-	m.To = x.to
-	x.s.ch <- m
-	return nil
-}
-
-// browserParseMail returns the subject and the text/plain part (decoded).
-func browserParseMail(raw []byte) (browserMail, error) {
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		return browserMail{}, err
-	}
-	subj, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
-	out := browserMail{Subject: subj}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil {
-		return out, err
-	}
-	if !strings.HasPrefix(mt, "multipart/") {
-		b, err := io.ReadAll(msg.Body)
-		out.Text = string(b)
-		return out, err
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return out, err
-		}
-		b, err := io.ReadAll(p) // quoted-printable is decoded by the reader
-		if err != nil {
-			return out, err
-		}
-		if strings.EqualFold(p.Header.Get("Content-Transfer-Encoding"), "base64") {
-			if b, err = base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(b)), "")); err != nil {
-				return out, err
-			}
-		}
-		if pt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type")); pt == "text/plain" {
-			out.Text = string(b)
-		}
-	}
-}
-
-func browserStartSMTP(t *testing.T) (*browserSMTP, int) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &browserSMTP{t: t, ch: make(chan browserMail, 20)}
-	s.srv = smtp.NewServer(s)
-	s.srv.Domain = "localhost"
-	s.srv.AllowInsecureAuth = true
-	s.srv.ReadTimeout, s.srv.WriteTimeout = 10*time.Second, 10*time.Second
-	go s.srv.Serve(ln)
-	t.Cleanup(func() { _ = s.srv.Close() })
-	return s, ln.Addr().(*net.TCPAddr).Port
-}
-
-// waitFor returns the next mail to addr with a subject containing subject.
-func (s *browserSMTP) waitFor(t *testing.T, addr, subject string) browserMail {
-	t.Helper()
-	deadline := time.After(15 * time.Second)
-	for {
-		select {
-		case m := <-s.ch:
-			if len(m.To) == 1 && strings.EqualFold(m.To[0], addr) && strings.Contains(m.Subject, subject) {
-				return m
-			}
-		case <-deadline:
-			t.Fatalf("no %q mail to %s within 15s", subject, addr)
-		}
-	}
 }
 
 // ---- the app ------------------------------------------------------------------
@@ -192,9 +68,9 @@ func (l *syncLog) String() string {
 
 // browserStartApp serves the real app on a loopback port and returns its
 // base URL and the SMTP server its mail goes to.
-func browserStartApp(t *testing.T) (string, *browserSMTP) {
+func browserStartApp(t *testing.T) (string, *smtptest.Server) {
 	t.Helper()
-	mails, port := browserStartSMTP(t)
+	mails := smtptest.Start(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +80,7 @@ func browserStartApp(t *testing.T) (string, *browserSMTP) {
 	cfg.Addr = ln.Addr().String()
 	cfg.DB = filepath.Join(t.TempDir(), "latchkey.db")
 	cfg.BaseURL = base
-	cfg.SMTP.Host, cfg.SMTP.Port, cfg.SMTP.TLS = "127.0.0.1", port, "none"
+	cfg.SMTP.Host, cfg.SMTP.Port, cfg.SMTP.TLS = "127.0.0.1", mails.Port(), "none"
 	cfg.ShutdownTimeout = 5 * time.Second
 	logs := &syncLog{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -389,7 +265,7 @@ func TestBrowserAccountJourney(t *testing.T) {
 		t.Errorf("check-email shows %q", got)
 	}
 	b.shot("check-email")
-	verify := mails.waitFor(t, email, "")
+	verify := mails.WaitFor(t, email, "", 15*time.Second)
 	if !strings.Contains(verify.Text, base+"/api/users/confirm?") {
 		t.Errorf("no confirm link in the first mail (%q):\n%s", verify.Subject, verify.Text)
 	}
@@ -455,7 +331,7 @@ func TestBrowserAccountJourney(t *testing.T) {
 		t.Errorf("reset requested page: %q", got)
 	}
 	b.shot("reset-requested")
-	m := mails.waitFor(t, email, "Reset")
+	m := mails.WaitFor(t, email, "Reset", 15*time.Second)
 	link := regexp.MustCompile(regexp.QuoteMeta(base) + `/reset-password\?access_token=[A-Za-z0-9]{64}`).FindString(m.Text)
 	if link == "" {
 		t.Fatalf("no reset link in the mail:\n%s", m.Text)

@@ -31,10 +31,8 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"mime"
 	"net"
 	"net/http"
-	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,9 +45,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	_ "modernc.org/sqlite"
 
+	"github.com/latchkey/latchkey/internal/smtptest"
 	"github.com/latchkey/latchkey/views/email"
 )
 
@@ -589,100 +587,15 @@ func countLoggedOut(ts []durToken) int {
 
 // ---- TestOutboxSurvivesKill9 --------------------------------------------
 
-// durMail is one message an SMTP recorder received.
-type durMail struct {
-	To        []string
-	MessageID string
-	Subject   string
-}
-
-// durSMTP is an in-process SMTP server that records every message. onData,
-// when set, runs inside DATA after the message is recorded and before the
-// server answers it.
-type durSMTP struct {
-	mu     sync.Mutex
-	msgs   []durMail
-	onData func(durMail)
-}
-
-func (s *durSMTP) NewSession(*smtp.Conn) (smtp.Session, error) { return &durSMTPSession{s: s}, nil }
-
-type durSMTPSession struct {
-	s  *durSMTP
-	to []string
-}
-
-func (x *durSMTPSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (x *durSMTPSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	x.to = append(x.to, to)
-	return nil
-}
-func (x *durSMTPSession) Reset()        { x.to = nil }
-func (x *durSMTPSession) Logout() error { return nil }
-
-func (x *durSMTPSession) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	m := durMail{To: append([]string(nil), x.to...)}
-	if msg, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil {
-		m.MessageID = msg.Header.Get("Message-Id")
-		m.Subject = msg.Header.Get("Subject")
-		if dec, err := new(mime.WordDecoder).DecodeHeader(m.Subject); err == nil {
-			m.Subject = dec
-		}
-	}
-	x.s.mu.Lock()
-	x.s.msgs = append(x.s.msgs, m)
-	hook := x.s.onData
-	x.s.mu.Unlock()
-	if hook != nil {
-		hook(m)
-	}
-	return nil
-}
-
-// resets counts the reset mails received per recipient and per Message-ID.
-func (s *durSMTP) resets() (perRcpt, perID map[string]int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	perRcpt, perID = map[string]int{}, map[string]int{}
-	for _, m := range s.msgs {
-		if m.Subject != email.ResetSubject {
-			continue
-		}
-		perID[m.MessageID]++
-		for _, to := range m.To {
-			perRcpt[strings.ToLower(to)]++
-		}
-	}
-	return perRcpt, perID
-}
-
-// durStartSMTP serves the recorder on 127.0.0.1:port.
-func durStartSMTP(t *testing.T, port int) *durSMTP {
-	t.Helper()
-	rec := &durSMTP{}
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatalf("SMTP recorder on port %d: %v", port, err)
-	}
-	srv := smtp.NewServer(rec)
-	srv.Domain = "localhost"
-	srv.ReadTimeout = 30 * time.Second
-	srv.WriteTimeout = 30 * time.Second
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return rec
-}
+// durIsReset tells a reset mail from the others.
+func durIsReset(m smtptest.Message) bool { return m.Subject == email.ResetSubject }
 
 // durWaitResets waits until every address has at least one reset mail.
-func durWaitResets(t *testing.T, rec *durSMTP, addrs []string, within time.Duration) {
+func durWaitResets(t *testing.T, rec *smtptest.Server, addrs []string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		perRcpt, _ := rec.resets()
+		perRcpt, _ := rec.Count(durIsReset)
 		var missing []string
 		for _, a := range addrs {
 			if perRcpt[strings.ToLower(a)] == 0 {
@@ -765,18 +678,17 @@ func TestOutboxSurvivesKill9(t *testing.T) {
 	p := lkpStart(t, bin, settings)
 	phase1 := durSignUpAndReset(t, p, "outbox1", n)
 	p.Kill()
-	rec := durStartSMTP(t, smtpPort)
+	rec := smtptest.StartAt(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(smtpPort)))
 	p = lkpStart(t, bin, settings)
 	durWaitResets(t, rec, phase1, 30*time.Second) // first retry is due ~5 s after the refused attempt
 
 	// Phase 2: crash while the SMTP server holds a message.
 	release := make(chan struct{})
-	held := make(chan durMail, 1)
+	held := make(chan smtptest.Message, 1)
 	var once sync.Once
 	victim := p
-	rec.mu.Lock()
-	rec.onData = func(ml durMail) {
-		if ml.Subject != email.ResetSubject || !strings.HasPrefix(strings.Join(ml.To, ","), "outbox2-") {
+	rec.OnData(func(ml smtptest.Message) {
+		if !durIsReset(ml) || !strings.HasPrefix(strings.Join(ml.To, ","), "outbox2-") {
 			return
 		}
 		once.Do(func() {
@@ -787,10 +699,9 @@ func TestOutboxSurvivesKill9(t *testing.T) {
 			}
 			victim.Kill() // before DATA is answered: the app cannot have marked it sent
 		})
-	}
-	rec.mu.Unlock()
+	})
 	phase2 := durSignUpAndReset(t, p, "outbox2", m)
-	var heldMail durMail
+	var heldMail smtptest.Message
 	select {
 	case heldMail = <-held:
 	case <-time.After(20 * time.Second):
@@ -807,7 +718,7 @@ func TestOutboxSurvivesKill9(t *testing.T) {
 	// Give the held message's resend time to arrive if it is still on its way.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, perID := rec.resets()
+		_, perID := rec.Count(durIsReset)
 		if perID[heldMail.MessageID] >= 2 || time.Now().After(deadline) {
 			break
 		}
@@ -818,7 +729,7 @@ func TestOutboxSurvivesKill9(t *testing.T) {
 	if err := p.Stop(); err != nil {
 		t.Errorf("clean stop: %v", err)
 	}
-	perRcpt, perID := rec.resets()
+	perRcpt, perID := rec.Count(durIsReset)
 	dups := 0
 	for id, c := range perID {
 		if c > 1 {
