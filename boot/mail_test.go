@@ -22,20 +22,6 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
-// ---- the SMTP server --------------------------------------------------------
-
-// smtpSink is smtptest's recorder under the names outbox_test.go uses.
-type smtpSink struct{ *smtptest.Server }
-
-func startSink(t *testing.T, addr string) smtpSink { return smtpSink{smtptest.StartAt(t, addr)} }
-
-func (s smtpSink) port() int { return s.Port() }
-
-func (s smtpSink) next(t *testing.T, within time.Duration) smtptest.Message {
-	t.Helper()
-	return s.Next(t, within)
-}
-
 // ---- the app, served for real ----------------------------------------------
 
 // testClock is a settable clock shared by the app and the worker.

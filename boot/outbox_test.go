@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/smtptest"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -259,9 +260,9 @@ func TestSMTPSenderConfig(t *testing.T) {
 // TestSMTPSenderTLSPolicies: with "starttls" a server without STARTTLS is
 // refused (never falls back to plain text); with "none" the same server works.
 func TestSMTPSenderTLSPolicies(t *testing.T) {
-	sink := startSink(t, "127.0.0.1:0")
+	sink := smtptest.Start(t)
 	e := models.Email{ID: 1, Created: time.Now(), To: "a@example.com", Subject: "s", Text: "t", HTML: "<p>t</p>"}
-	cfg := SMTPConfig{Host: "127.0.0.1", Port: sink.port(), From: "Latchkey <noreply@example.com>", TLS: "starttls"}
+	cfg := SMTPConfig{Host: "127.0.0.1", Port: sink.Port(), From: "Latchkey <noreply@example.com>", TLS: "starttls"}
 	s, err := NewSMTPSender(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +275,7 @@ func TestSMTPSenderTLSPolicies(t *testing.T) {
 	if err := s.Send(context.Background(), e); err != nil {
 		t.Fatal(err)
 	}
-	if m := sink.next(t, 5*time.Second); m.Subject != "s" || m.Text != "t" || m.HTML != "<p>t</p>" {
+	if m := sink.Next(t, 5*time.Second); m.Subject != "s" || m.Text != "t" || m.HTML != "<p>t</p>" {
 		t.Fatalf("got %+v", m)
 	}
 }
