@@ -20,6 +20,7 @@ const (
 	KindResetPassword   = "reset-password"
 	KindPasswordChanged = "password-changed"
 	KindVerifyEmail     = "verify-email"
+	KindEmailChanged    = "email-changed"
 )
 
 // registerMail subscribes to the account events that send mail, as the
@@ -66,6 +67,19 @@ func registerMail(users *models.Users, baseURL string, notify func()) {
 			return err
 		}
 		if err := tx.EnqueueEmail(ctx, models.Email{Kind: KindPasswordChanged, To: ev.User.Email, Subject: m.Subject, HTML: m.HTML, Text: m.Text}); err != nil {
+			return err
+		}
+		poke()
+		return nil
+	})
+	users.OnEmailChanged(func(ctx context.Context, tx *models.Tx, ev models.EmailChanged) error {
+		m, err := email.RenderEmailChanged(ctx, email.EmailChangedData{
+			OldEmail: ev.OldEmail, NewEmail: ev.User.Email, When: tx.Now(), IP: ev.Meta.IP,
+		})
+		if err != nil {
+			return err
+		}
+		if err := tx.EnqueueEmail(ctx, models.Email{Kind: KindEmailChanged, To: ev.OldEmail, Subject: m.Subject, HTML: m.HTML, Text: m.Text}); err != nil {
 			return err
 		}
 		poke()

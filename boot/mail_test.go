@@ -396,6 +396,27 @@ func TestVerifyMailOverSMTP(t *testing.T) {
 	}
 }
 
+// TestEmailChangeNoticeOverSMTP: SECURITY L8 — after an address change the
+// old address is told, with the new one named and no link or token in it;
+// the new address gets nothing unasked.
+func TestEmailChangeNoticeOverSMTP(t *testing.T) {
+	sink := smtptest.Start(t)
+	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.Port(), newClock())
+	id := a.signup("gina@example.com", "gina-pw-1-long")
+	s := a.login("gina@example.com", "gina-pw-1-long")
+	a.must(200, "PATCH", fmt.Sprintf("/api/users/%d", id), `{"email":"gina.new@example.com"}`, "Authorization: "+s)
+	m := sink.WaitFor(t, "gina@example.com", "email address was changed", 5*time.Second)
+	for _, part := range []string{m.Text, html.UnescapeString(m.HTML)} {
+		if !strings.Contains(part, "gina.new@example.com") || strings.Contains(part, "http") || strings.Contains(part, s) {
+			t.Fatalf("notice should name the new address and carry no link or token:\n%s", part)
+		}
+	}
+	sink.NoMore(t, 200*time.Millisecond)
+	// A PATCH that leaves the address alone sends nothing.
+	a.must(200, "PATCH", fmt.Sprintf("/api/users/%d", id), `{"nickname":"gi"}`, "Authorization: "+s)
+	sink.NoMore(t, 200*time.Millisecond)
+}
+
 // TestMailSurvivesSMTPOutage: with the mail server down the API answers the
 // same, the message waits in the outbox with its failures counted, and it is
 // delivered when the server comes back — also after the app restarts.

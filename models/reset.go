@@ -27,6 +27,15 @@ type PasswordChanged struct {
 	Meta   ClientMeta
 }
 
+// EmailChanged is emitted when a user's address changed, so the old
+// address can be told (an attacker holding a session would otherwise move
+// the account, and its reset mail, silently).
+type EmailChanged struct {
+	User     *User // with the new address
+	OldEmail string
+	Meta     ClientMeta
+}
+
 // VerifyEmailRequest is emitted when a confirmation link must be mailed.
 type VerifyEmailRequest struct {
 	User     *User
@@ -43,6 +52,11 @@ func (s *Users) OnResetPasswordRequest(fn func(context.Context, *Tx, ResetPasswo
 // OnPasswordChanged subscribes to password changes and resets.
 func (s *Users) OnPasswordChanged(fn func(context.Context, *Tx, PasswordChanged) error) {
 	s.onChanged = append(s.onChanged, fn)
+}
+
+// OnEmailChanged subscribes to address changes.
+func (s *Users) OnEmailChanged(fn func(context.Context, *Tx, EmailChanged) error) {
+	s.onEmailChanged = append(s.onEmailChanged, fn)
 }
 
 // OnVerifyEmailRequest subscribes to confirmation requests.

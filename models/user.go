@@ -372,7 +372,14 @@ func (s *Users) UpdateUser(ctx context.Context, id int64, body Fields, keep [32]
 			if _, err := tx.Exec(ctx, `DELETE FROM verification_tokens WHERE user_id = ?`, id); err != nil {
 				return err
 			}
-			return tx.Audit(ctx, "email.changed", id, meta, "")
+			if err := tx.Audit(ctx, "email.changed", id, meta, ""); err != nil {
+				return err
+			}
+			for _, fn := range s.onEmailChanged {
+				if err := fn(ctx, tx, EmailChanged{User: &next, OldEmail: cur.Email, Meta: meta}); err != nil {
+					return fmt.Errorf("models: email-changed subscriber: %w", err)
+				}
+			}
 		}
 		return nil
 	})

@@ -34,7 +34,9 @@ type Users struct {
 	onReset   []func(context.Context, *Tx, ResetPasswordRequest) error
 	onChanged []func(context.Context, *Tx, PasswordChanged) error
 	onVerify  []func(context.Context, *Tx, VerifyEmailRequest) error
-	throttle  Throttle
+
+	onEmailChanged []func(context.Context, *Tx, EmailChanged) error
+	throttle       Throttle
 }
 
 // NewUsers returns the account service, filling in LoopBack's defaults.

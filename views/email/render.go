@@ -20,6 +20,7 @@ const (
 	ResetSubject           = "Reset your password"
 	PasswordChangedSubject = "Your password was changed"
 	VerifySubject          = "Thanks for Registering"
+	EmailChangedSubject    = "Your email address was changed"
 )
 
 // ResetData fills the password-reset email.
@@ -36,6 +37,14 @@ type PasswordChangedData struct {
 	Reason           string // "reset" or "change"
 	IP               string // where the request came from, "" when unknown
 	RequestResetLink string // BASE_URL/request-password-reset (no secret)
+}
+
+// EmailChangedData fills the notice sent to the old address after an
+// address change.
+type EmailChangedData struct {
+	OldEmail, NewEmail string
+	When               time.Time
+	IP                 string
 }
 
 // VerifyData fills the confirmation email.
@@ -98,6 +107,21 @@ func RenderVerify(ctx context.Context, d VerifyData) (Message, error) {
 	t.WriteString("If you did not create a Latchkey account, ignore this email.\n")
 	t.WriteString(footer)
 	return Message{Subject: VerifySubject, HTML: h, Text: t.String()}, nil
+}
+
+// RenderEmailChanged renders the notice to the old address.
+func RenderEmailChanged(ctx context.Context, d EmailChangedData) (Message, error) {
+	h, err := render(ctx, EmailChangedHTML(d))
+	if err != nil {
+		return Message{}, err
+	}
+	var t strings.Builder
+	fmt.Fprintf(&t, "The email address of the Latchkey account for %s was changed to %s on %s%s.\n\n", d.OldEmail, d.NewEmail, when(d.When), fromIP(d.IP))
+	t.WriteString("Mail about the account, including password-reset links, now goes to the new address, and its other sessions were signed out.\n\n")
+	t.WriteString("If this was you, there is nothing to do.\n\n")
+	t.WriteString("If this wasn't you, someone used your account: contact the site's administrator at once.\n")
+	t.WriteString(footer)
+	return Message{Subject: EmailChangedSubject, HTML: h, Text: t.String()}, nil
 }
 
 const footer = "\n-- \nThis message was sent automatically by Latchkey. Please do not reply.\n"
