@@ -355,12 +355,12 @@ func TestResetTokenExpiresOverSMTP(t *testing.T) {
 	sink := smtptest.Start(t)
 	clk := newClock()
 	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.Port(), clk)
-	a.signup("carol@example.com", "carol-pw-1-long")
+	a.signup("carol@example.com", "lorac-pw-1-long")
 	a.must(204, "POST", "/api/users/reset", `{"email":"carol@example.com"}`)
 	tok := resetToken(t, sink.Next(t, 5*time.Second), "carol@example.com")
 	clk.Advance(15 * time.Minute)
-	a.must(401, "POST", "/api/users/reset-password", `{"newPassword":"carol-pw-2-long"}`, "Authorization: "+tok)
-	a.must(200, "POST", "/api/users/login", `{"email":"carol@example.com","password":"carol-pw-1-long"}`)
+	a.must(401, "POST", "/api/users/reset-password", `{"newPassword":"lorac-pw-2-long"}`, "Authorization: "+tok)
+	a.must(200, "POST", "/api/users/login", `{"email":"carol@example.com","password":"lorac-pw-1-long"}`)
 	sink.NoMore(t, 100*time.Millisecond) // no "changed" notice
 }
 
@@ -369,8 +369,8 @@ func TestVerifyMailOverSMTP(t *testing.T) {
 	sink := smtptest.Start(t)
 	clk := newClock()
 	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.Port(), clk)
-	id := a.signup("dave@example.com", "dave-pw-1-long")
-	s := a.login("dave@example.com", "dave-pw-1-long")
+	id := a.signup("dave@example.com", "evad-pw-1-long")
+	s := a.login("dave@example.com", "evad-pw-1-long")
 	a.must(204, "POST", fmt.Sprintf("/api/users/%d/verify", id), "", "Authorization: "+s, "Host: evil.test")
 	m := sink.Next(t, 5*time.Second)
 	if m.Subject != "Thanks for Registering" || len(m.To) != 1 || m.To[0] != "dave@example.com" || m.Text == "" || m.HTML == "" {
@@ -402,8 +402,8 @@ func TestVerifyMailOverSMTP(t *testing.T) {
 func TestEmailChangeNoticeOverSMTP(t *testing.T) {
 	sink := smtptest.Start(t)
 	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.Port(), newClock())
-	id := a.signup("gina@example.com", "gina-pw-1-long")
-	s := a.login("gina@example.com", "gina-pw-1-long")
+	id := a.signup("gina@example.com", "anig-pw-1-long")
+	s := a.login("gina@example.com", "anig-pw-1-long")
 	a.must(200, "PATCH", fmt.Sprintf("/api/users/%d", id), `{"email":"gina.new@example.com"}`, "Authorization: "+s)
 	m := sink.WaitFor(t, "gina@example.com", "email address was changed", 5*time.Second)
 	for _, part := range []string{m.Text, html.UnescapeString(m.HTML)} {
@@ -434,8 +434,8 @@ func TestMailSurvivesSMTPOutage(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "latchkey.db")
 	clk := newClock()
 	a := startApp(t, dbPath, port, clk)
-	a.signup("erin@example.com", "erin-pw-1-long")
-	a.signup("frank@example.com", "frank-pw-1-long")
+	a.signup("erin@example.com", "nire-pw-1-long")
+	a.signup("frank@example.com", "knarf-pw-1-long")
 
 	start := time.Now()
 	r := a.must(204, "POST", "/api/users/reset", `{"email":"erin@example.com"}`)
@@ -464,7 +464,7 @@ func TestMailSurvivesSMTPOutage(t *testing.T) {
 		sink := smtptest.StartAt(t, smtpAddr)
 		clk.Advance(time.Minute) // past the backoff (5s ± 20%)
 		tok := resetToken(t, sink.Next(t, 5*time.Second), "erin@example.com")
-		a.must(204, "POST", "/api/users/reset-password", `{"newPassword":"erin-pw-2-long"}`, "X-Access-Token: "+tok)
+		a.must(204, "POST", "/api/users/reset-password", `{"newPassword":"nire-pw-2-long"}`, "X-Access-Token: "+tok)
 		sink.Next(t, 5*time.Second) // the notice
 		// Close only once both are recorded as sent: closing between the
 		// server's receipt and its "250" would (rightly, at least once)
@@ -482,8 +482,8 @@ func TestMailSurvivesSMTPOutage(t *testing.T) {
 		clk.Advance(time.Minute)
 		b := startApp(t, dbPath, port, clk)
 		tok := resetToken(t, sink.Next(t, 5*time.Second), "frank@example.com")
-		b.must(204, "POST", "/api/users/reset-password", `{"newPassword":"frank-pw-2-long"}`, "X-Access-Token: "+tok)
-		b.login("frank@example.com", "frank-pw-2-long")
+		b.must(204, "POST", "/api/users/reset-password", `{"newPassword":"knarf-pw-2-long"}`, "X-Access-Token: "+tok)
+		b.login("frank@example.com", "knarf-pw-2-long")
 		sink.Next(t, 5*time.Second) // the notice
 		b.waitOutbox(func(s models.OutboxStats) bool { return s.Pending == 0 && s.Sent == 4 }, 5*time.Second)
 	})

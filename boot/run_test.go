@@ -187,7 +187,7 @@ func TestRunPersistsAcrossRestart(t *testing.T) {
 // arriving when the signal comes gets its answer before the process ends.
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	base, logs, stop := startApp(t, nil)
-	call(t, "POST", base+"/api/users", `{"email":"slow@example.com","password":"slow-pw-12"}`)
+	call(t, "POST", base+"/api/users", `{"email":"slow@example.com","password":"wols-pw-12"}`)
 	body, w := io.Pipe()
 	req, _ := http.NewRequest("POST", base+"/api/users/login", body)
 	req.Header.Set("Content-Type", "application/json")
@@ -211,7 +211,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	io.WriteString(w, `"password":"slow-pw-12"}`)
+	io.WriteString(w, `"password":"wols-pw-12"}`)
 	w.Close()
 	if st := <-res; st != 200 {
 		t.Fatalf("in-flight login got %d", st)

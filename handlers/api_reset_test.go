@@ -258,9 +258,9 @@ func TestAPIVerifyConfirm(t *testing.T) {
 	env := newEnv(t)
 	mb := subscribe(env)
 	bob := env.signup("bob@example.com", "bob-pw-1-long")
-	alice := env.signup("alice@example.com", "alice-pw-1-long")
+	alice := env.signup("alice@example.com", "ecila-pw-1-long")
 	bobTok := env.login("bob@example.com", "bob-pw-1-long")
-	aliceTok := env.login("alice@example.com", "alice-pw-1-long")
+	aliceTok := env.login("alice@example.com", "ecila-pw-1-long")
 	verifyPath := fmt.Sprintf("/api/users/%d/verify", bob)
 
 	t.Run("verify needs the owner", func(t *testing.T) {

@@ -60,7 +60,7 @@ func TestAPICreate(t *testing.T) {
 		wantStatus int
 		want       string // exact body (key order matters: LoopBack's order)
 	}{
-		{"1.1 ok with username", `{"email":"alice@example.com","password":"alice-pw-1","username":"alice"}`, nil,
+		{"1.1 ok with username", `{"email":"alice@example.com","password":"ecila-pw-1","username":"alice"}`, nil,
 			200, `{"username":"alice","email":"alice@example.com","id":1}`},
 		{"1.2 ok without username", `{"email":"bob@example.com","password":"bob-pw-1"}`, nil,
 			200, `{"email":"bob@example.com","id":2}`},
@@ -99,7 +99,7 @@ func TestAPICreate(t *testing.T) {
 		{"1.12 explicit id", `{"email":"withid@example.com","password":"long-enough","id":77}`, nil,
 			422, validation("The `User` instance is not valid. Details: `id` can't be set (value: 77).",
 				`{"id":["absence"]}`, `{"id":["can't be set"]}`)},
-		{"1.13 extra fields, emailVerified forced false, realm kept", `{"email":"carol@example.com","password":"carol-pw-1","nickname":"caz","prefs":{"a":1},"emailVerified":true,"verificationToken":"chosen-by-client","realm":"r1"}`, nil,
+		{"1.13 extra fields, emailVerified forced false, realm kept", `{"email":"carol@example.com","password":"lorac-pw-1","nickname":"caz","prefs":{"a":1},"emailVerified":true,"verificationToken":"chosen-by-client","realm":"r1"}`, nil,
 			200, `{"realm":"r1","email":"carol@example.com","emailVerified":false,"id":3,"nickname":"caz","prefs":{"a":1}}`},
 		{"1.16 password of 72 bytes", `{"email":"p72@example.com","password":"` + strings.Repeat("a", 72) + `"}`, nil,
 			200, `{"email":"p72@example.com","id":4}`},
@@ -117,11 +117,11 @@ func TestAPICreate(t *testing.T) {
 			400, `{"error":{"statusCode":400,"name":"SyntaxError","message":"Unexpected end of JSON input"}}`},
 		{"JSON that is not an object", `"hello"`, nil,
 			400, lbErr(400, "Error", "The request body must be a JSON object", "INVALID_BODY")},
-		{"1.22 unknown token on a public endpoint is anonymous", `{"email":"erin@example.com","password":"erin-pw-1"}`, []string{"Authorization: bogus"},
+		{"1.22 unknown token on a public endpoint is anonymous", `{"email":"erin@example.com","password":"nire-pw-1"}`, []string{"Authorization: bogus"},
 			200, `{"email":"erin@example.com","id":5}`},
 		{"wrong content type", `email=x`, []string{"Content-Type: text/plain"},
 			415, lbErr(415, "Error", "Unsupported Content-Type text/plain: send application/json or application/x-www-form-urlencoded", "UNSUPPORTED_MEDIA_TYPE")},
-		{"form-encoded", `email=frank%40example.com&password=frank-pw-1`, []string{"Content-Type: application/x-www-form-urlencoded"},
+		{"form-encoded", `email=frank%40example.com&password=knarf-pw-1`, []string{"Content-Type: application/x-www-form-urlencoded"},
 			200, `{"email":"frank@example.com","id":6}`},
 	}
 	for _, tt := range tests {
@@ -148,8 +148,8 @@ func mustJSON(s string) string {
 // TestAPILogin covers section 2 of loopback3-observed.md.
 func TestAPILogin(t *testing.T) {
 	env := newEnv(t)
-	env.signup("alice@example.com", "alice-pw-1", "username", "alice")
-	env.signup("carol@example.com", "carol-pw-1", "realm", "r1", "nickname", "caz")
+	env.signup("alice@example.com", "ecila-pw-1", "username", "alice")
+	env.signup("carol@example.com", "lorac-pw-1", "realm", "r1", "nickname", "caz")
 
 	tests := []struct {
 		name       string
@@ -160,14 +160,14 @@ func TestAPILogin(t *testing.T) {
 		wantTTL    float64 // for successes
 		wantUser   string  // the included user, exact
 	}{
-		{"2.1 by email", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1"}`, nil, 200, "", 1209600, ""},
-		{"2.2 by username", "/api/users/login", `{"username":"alice","password":"alice-pw-1"}`, nil, 200, "", 1209600, ""},
-		{"2.3 email wins over username", "/api/users/login", `{"email":"alice@example.com","username":"nobody","password":"alice-pw-1"}`, nil, 200, "", 1209600, ""},
+		{"2.1 by email", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1"}`, nil, 200, "", 1209600, ""},
+		{"2.2 by username", "/api/users/login", `{"username":"alice","password":"ecila-pw-1"}`, nil, 200, "", 1209600, ""},
+		{"2.3 email wins over username", "/api/users/login", `{"email":"alice@example.com","username":"nobody","password":"ecila-pw-1"}`, nil, 200, "", 1209600, ""},
 		{"2.4 wrong password", "/api/users/login", `{"email":"alice@example.com","password":"wrong"}`, nil, 401, loginFailed, 0, ""},
 		{"2.5 unknown user", "/api/users/login", `{"email":"nobody@example.com","password":"x"}`, nil, 401, loginFailed, 0, ""},
 		{"2.6 missing password", "/api/users/login", `{"email":"alice@example.com"}`, nil, 401, loginFailed, 0, ""},
 		{"password as an object", "/api/users/login", `{"email":"alice@example.com","password":{"neq":""}}`, nil, 401, loginFailed, 0, ""},
-		{"2.7 missing email and username", "/api/users/login", `{"password":"alice-pw-1"}`, nil, 400,
+		{"2.7 missing email and username", "/api/users/login", `{"password":"ecila-pw-1"}`, nil, 400,
 			lbErr(400, "Error", "username or email is required", "USERNAME_EMAIL_REQUIRED"), 0, ""},
 		{"2.8 no body", "/api/users/login", ``, nil, 400,
 			lbErr(400, "Error", "username or email is required", "USERNAME_EMAIL_REQUIRED"), 0, ""},
@@ -175,32 +175,32 @@ func TestAPILogin(t *testing.T) {
 			lbErr(400, "Error", "Invalid email", "INVALID_EMAIL"), 0, ""},
 		{"2.10 username as object", "/api/users/login", `{"username":{"neq":null},"password":"x"}`, nil, 400,
 			lbErr(400, "Error", "Invalid username", "INVALID_USERNAME"), 0, ""},
-		{"2.11 email in other case (case-insensitive here)", "/api/users/login", `{"email":"ALICE@example.com","password":"alice-pw-1"}`, nil, 200, "", 1209600, ""},
-		{"2.12 form-urlencoded", "/api/users/login", `email=alice%40example.com&password=alice-pw-1`, []string{"Content-Type: application/x-www-form-urlencoded"}, 200, "", 1209600, ""},
-		{"2.13 ttl 60", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1","ttl":60}`, nil, 200, "", 60, ""},
-		{"2.14 ttl above max is capped", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1","ttl":99999999999}`, nil, 200, "", 31556926, ""},
-		{"2.15 ttl 0 is the default", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1","ttl":0}`, nil, 200, "", 1209600, ""},
-		{"2.16 numeric string ttl", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1","ttl":"120"}`, nil, 200, "", 120, ""},
-		{"form ttl", "/api/users/login", `email=alice%40example.com&password=alice-pw-1&ttl=300`, []string{"Content-Type: application/x-www-form-urlencoded"}, 200, "", 300, ""},
-		{"2.17 ttl -1 refused", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1","ttl":-1}`, nil, 400,
+		{"2.11 email in other case (case-insensitive here)", "/api/users/login", `{"email":"ALICE@example.com","password":"ecila-pw-1"}`, nil, 200, "", 1209600, ""},
+		{"2.12 form-urlencoded", "/api/users/login", `email=alice%40example.com&password=ecila-pw-1`, []string{"Content-Type: application/x-www-form-urlencoded"}, 200, "", 1209600, ""},
+		{"2.13 ttl 60", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":60}`, nil, 200, "", 60, ""},
+		{"2.14 ttl above max is capped", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":99999999999}`, nil, 200, "", 31556926, ""},
+		{"2.15 ttl 0 is the default", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":0}`, nil, 200, "", 1209600, ""},
+		{"2.16 numeric string ttl", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":"120"}`, nil, 200, "", 120, ""},
+		{"form ttl", "/api/users/login", `email=alice%40example.com&password=ecila-pw-1&ttl=300`, []string{"Content-Type: application/x-www-form-urlencoded"}, 200, "", 300, ""},
+		{"2.17 ttl -1 refused", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":-1}`, nil, 400,
 			lbErr(400, "Error", models.ErrInvalidTTL.Message, "INVALID_TTL"), 0, ""},
-		{"ttl -5 refused", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1","ttl":-5}`, nil, 400,
+		{"ttl -5 refused", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":-5}`, nil, 400,
 			lbErr(400, "Error", models.ErrInvalidTTL.Message, "INVALID_TTL"), 0, ""},
-		{"2.20 ttl abc refused", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1","ttl":"abc"}`, nil, 400,
+		{"2.20 ttl abc refused", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":"abc"}`, nil, 400,
 			lbErr(400, "Error", models.ErrInvalidTTL.Message, "INVALID_TTL"), 0, ""},
-		{"ttl fractional refused", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1","ttl":1.5}`, nil, 400,
+		{"ttl fractional refused", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":1.5}`, nil, 400,
 			lbErr(400, "Error", models.ErrInvalidTTL.Message, "INVALID_TTL"), 0, ""},
-		{"ttl boolean refused", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1","ttl":true}`, nil, 400,
+		{"ttl boolean refused", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":true}`, nil, 400,
 			lbErr(400, "Error", models.ErrInvalidTTL.Message, "INVALID_TTL"), 0, ""},
-		{"2.22 include=user", "/api/users/login?include=user", `{"email":"alice@example.com","password":"alice-pw-1"}`, nil, 200, "", 1209600,
+		{"2.22 include=user", "/api/users/login?include=user", `{"email":"alice@example.com","password":"ecila-pw-1"}`, nil, 200, "", 1209600,
 			`{"username":"alice","email":"alice@example.com","id":1}`},
-		{"2.23 include=USER with profile and realm", "/api/users/login?include=USER", `{"email":"carol@example.com","password":"carol-pw-1"}`, nil, 200, "", 1209600,
+		{"2.23 include=USER with profile and realm", "/api/users/login?include=USER", `{"email":"carol@example.com","password":"lorac-pw-1"}`, nil, 200, "", 1209600,
 			`{"realm":"r1","email":"carol@example.com","id":2,"nickname":"caz"}`},
-		{"2.24 realm in credentials ignored", "/api/users/login", `{"email":"carol@example.com","password":"carol-pw-1","realm":"other"}`, nil, 200, "", 1209600, ""},
-		{"2.25 canonical path /api/Users/login", "/api/Users/login", `{"email":"alice@example.com","password":"alice-pw-1"}`, nil, 200, "", 1209600, ""},
+		{"2.24 realm in credentials ignored", "/api/users/login", `{"email":"carol@example.com","password":"lorac-pw-1","realm":"other"}`, nil, 200, "", 1209600, ""},
+		{"2.25 canonical path /api/Users/login", "/api/Users/login", `{"email":"alice@example.com","password":"ecila-pw-1"}`, nil, 200, "", 1209600, ""},
 		{"malformed JSON", "/api/users/login", `{"email":"alice@example.com",`, nil, 400,
 			`{"error":{"statusCode":400,"name":"SyntaxError","message":"Unexpected end of JSON input"}}`, 0, ""},
-		{"GET with credentials in the query is not a login", "/api/users/login?email=alice@example.com&password=alice-pw-1", "", nil, 401, authRequired, 0, ""},
+		{"GET with credentials in the query is not a login", "/api/users/login?email=alice@example.com&password=ecila-pw-1", "", nil, 401, authRequired, 0, ""},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -265,8 +265,8 @@ func orderOfKeys(t *testing.T, body string) string {
 // TestAPIEternalTokens: ttl -1 only when enabled, and then it works.
 func TestAPIEternalTokens(t *testing.T) {
 	env := newEnv(t, func(c *models.Config, _ *handlers.Options) { c.AllowEternalTokens = true })
-	env.signup("alice@example.com", "alice-pw-1")
-	r := env.do("POST", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1","ttl":-1}`)
+	env.signup("alice@example.com", "ecila-pw-1")
+	r := env.do("POST", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":-1}`)
 	if r.status != 200 || r.json(t)["ttl"] != float64(-1) {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
@@ -280,8 +280,8 @@ func TestAPIEternalTokens(t *testing.T) {
 // TestAPITokenTransport covers section 3 of loopback3-observed.md.
 func TestAPITokenTransport(t *testing.T) {
 	env := newEnv(t)
-	env.signup("alice@example.com", "alice-pw-1", "username", "alice")
-	a1 := env.login("alice@example.com", "alice-pw-1")
+	env.signup("alice@example.com", "ecila-pw-1", "username", "alice")
+	a1 := env.login("alice@example.com", "ecila-pw-1")
 	alice := `{"username":"alice","email":"alice@example.com","id":1}`
 	b64 := base64.StdEncoding.EncodeToString([]byte(a1))
 	tests := []struct {
@@ -322,7 +322,7 @@ func TestAPITokenTransport(t *testing.T) {
 		}
 	})
 	t.Run("3.15-3.17 an expired token is refused, and anonymous on public endpoints", func(t *testing.T) {
-		r := env.do("POST", "/api/users/login", `{"email":"alice@example.com","password":"alice-pw-1","ttl":1}`)
+		r := env.do("POST", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":1}`)
 		exp := r.json(t)["id"].(string)
 		if r := env.do("GET", "/api/users/1", "", "Authorization: "+exp); r.status != 200 {
 			t.Fatalf("fresh ttl-1 token: %d", r.status)
@@ -331,7 +331,7 @@ func TestAPITokenTransport(t *testing.T) {
 		if r := env.do("GET", "/api/users/1", "", "Authorization: "+exp); r.body != authRequired {
 			t.Fatalf("expired token: %d %s", r.status, r.body)
 		}
-		if r := env.do("POST", "/api/users", `{"email":"frank@example.com","password":"frank-pw-1"}`, "Authorization: "+exp); r.status != 200 {
+		if r := env.do("POST", "/api/users", `{"email":"frank@example.com","password":"knarf-pw-1"}`, "Authorization: "+exp); r.status != 200 {
 			t.Fatalf("public create with an expired token: %d %s", r.status, r.body)
 		}
 	})
@@ -373,10 +373,10 @@ func TestAPILogout(t *testing.T) {
 // TestAPIUsersCRUD covers section 5 of loopback3-observed.md.
 func TestAPIUsersCRUD(t *testing.T) {
 	env := newEnv(t)
-	env.signup("alice@example.com", "alice-pw-1", "username", "alice")
+	env.signup("alice@example.com", "ecila-pw-1", "username", "alice")
 	env.signup("bob@example.com", "bob-pw-1234")
-	a1 := env.login("alice@example.com", "alice-pw-1")
-	a2 := env.login("alice@example.com", "alice-pw-1")
+	a1 := env.login("alice@example.com", "ecila-pw-1")
+	a2 := env.login("alice@example.com", "ecila-pw-1")
 	b1 := env.login("bob@example.com", "bob-pw-1234")
 	steps := []struct {
 		name       string
@@ -407,7 +407,7 @@ func TestAPIUsersCRUD(t *testing.T) {
 			`{"error":{"statusCode":422,"name":"ValidationError","message":"The ` + "`User`" + ` instance is not valid. Details: ` + "`emailVerified`" + ` can't be set: use verify and confirm (value: true).","details":{"context":"User","codes":{"emailVerified":["readonly"]},"messages":{"emailVerified":["can't be set: use verify and confirm"]}}}}`},
 		{"5.14 PUT own without password", "PUT", "/api/users/1", `{"email":"alice@example.com"}`, a1, 422,
 			`{"error":{"statusCode":422,"name":"ValidationError","message":"The ` + "`User`" + ` instance is not valid. Details: ` + "`password`" + ` can't be blank (value: undefined).","details":{"context":"User","codes":{"password":["presence"]},"messages":{"password":["can't be blank"]}}}}`},
-		{"5.15 PATCH password is refused", "PATCH", "/api/users/1", `{"password":"alice-pw-2"}`, a1, 422,
+		{"5.15 PATCH password is refused", "PATCH", "/api/users/1", `{"password":"ecila-pw-2"}`, a1, 422,
 			`{"error":{"statusCode":422,"name":"ValidationError","message":"The ` + "`User`" + ` instance is not valid. Details: ` + "`password`" + ` can't be changed here: use change-password (value: [hidden]).","details":{"context":"User","codes":{"password":["readonly"]},"messages":{"password":["can't be changed here: use change-password"]}}}}`},
 		{"PATCH to a taken email", "PATCH", "/api/users/1", `{"email":"BOB@example.com"}`, a1, 422,
 			`{"error":{"statusCode":422,"name":"ValidationError","message":"The ` + "`User`" + ` instance is not valid. Details: ` + "`email`" + ` Email already exists (value: \"BOB@example.com\").","details":{"context":"User","codes":{"email":["uniqueness"]},"messages":{"email":["Email already exists"]}}}}`},
@@ -567,10 +567,10 @@ func TestAPIHealth(t *testing.T) {
 // rows, and none holds a secret.
 func TestAPIAuditRows(t *testing.T) {
 	env := newEnv(t)
-	env.signup("alice@example.com", "alice-pw-1")
-	tok := env.login("alice@example.com", "alice-pw-1")
+	env.signup("alice@example.com", "ecila-pw-1")
+	tok := env.login("alice@example.com", "ecila-pw-1")
 	env.do("POST", "/api/users/login", `{"email":"alice@example.com","password":"wrong-secret"}`)
-	env.do("POST", "/api/users/change-password", `{"oldPassword":"alice-pw-1","newPassword":"alice-pw-2"}`, "Authorization: "+tok)
+	env.do("POST", "/api/users/change-password", `{"oldPassword":"ecila-pw-1","newPassword":"ecila-pw-2"}`, "Authorization: "+tok)
 	env.do("POST", "/api/users/logout", "", "Authorization: "+tok)
 	rows, err := env.db.Reader().Query(`SELECT kind, coalesce(user_id, 0), ip, user_agent, detail FROM audit_events ORDER BY id`)
 	if err != nil {
@@ -586,7 +586,7 @@ func TestAPIAuditRows(t *testing.T) {
 		}
 		kinds = append(kinds, kind)
 		all := kind + ip + ua + detail
-		for _, secret := range []string{"alice-pw-1", "wrong-secret", "alice-pw-2", tok} {
+		for _, secret := range []string{"ecila-pw-1", "wrong-secret", "ecila-pw-2", tok} {
 			if strings.Contains(all, secret) {
 				t.Errorf("audit row %s holds a secret", kind)
 			}

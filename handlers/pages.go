@@ -215,7 +215,7 @@ func (p *pages) handleSignupSubmit(c echo.Context) error {
 	}
 	if password == "" {
 		form.Errors["password"] = "Enter a password."
-	} else if err := p.Users.Hasher().CheckPolicy(password); err != nil {
+	} else if err := p.Users.Hasher().CheckPolicy(password, models.PasswordContext{Email: email, Username: username}); err != nil {
 		me, ok := models.AsError(err)
 		if !ok {
 			return err

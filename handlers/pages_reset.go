@@ -146,7 +146,7 @@ func (p *pages) handleResetSubmit(c echo.Context) error {
 	form := views.ResetForm{Token: raw, Email: u.Email, Errors: views.FieldErrors{}, MinPassword: p.minPassword}
 	if password == "" {
 		form.Errors["password"] = "Enter a new password."
-	} else if err := p.Users.Hasher().CheckPolicy(password); err != nil {
+	} else if err := p.Users.Hasher().CheckPolicy(password, u.PasswordContext()); err != nil {
 		me, ok := models.AsError(err)
 		if !ok {
 			return err

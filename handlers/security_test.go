@@ -149,7 +149,7 @@ func isThrottled(t *testing.T, r response) int {
 // password, disabled, unverified + wrong password: one status, one body.
 func TestSecurity_L1_UniformFailure(t *testing.T) {
 	env := newSecEnv(t, secOptions{})
-	env.signup("known@example.com", "known-pw-1-long")
+	env.signup("known@example.com", "nwonk-pw-1-long")
 	env.signup("unverified@example.com", "unver-pw-1-long")
 	id := env.signup("disabled@example.com", "disab-pw-1-long")
 	err := env.db.Write(context.Background(), env.clock.Now(), func(tx *models.Tx) error {
@@ -160,7 +160,7 @@ func TestSecurity_L1_UniformFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string]string{
-		"unknown":           loginBody("nobody@example.com", "known-pw-1-long"),
+		"unknown":           loginBody("nobody@example.com", "nwonk-pw-1-long"),
 		"wrong password":    loginBody("known@example.com", "wrong-pw-1-long"),
 		"missing password":  `{"email":"known@example.com"}`,
 		"disabled":          loginBody("disabled@example.com", "disab-pw-1-long"),
@@ -223,7 +223,7 @@ func TestSecurity_L2_EqualTiming(t *testing.T) {
 
 	// With accounts: unknown, wrong password and disabled, interleaved.
 	env := newSecEnv(t, secOptions{hash: models.HashConfig{BcryptCost: cost}, limits: noLimits})
-	env.signup("known@example.com", "known-pw-1-long")
+	env.signup("known@example.com", "nwonk-pw-1-long")
 	id := env.signup("off@example.com", "off-pw-1-long")
 	_ = env.db.Write(context.Background(), env.clock.Now(), func(tx *models.Tx) error {
 		_, err := tx.Exec(context.Background(), `UPDATE users SET disabled_at = 1 WHERE id = ?`, id)
@@ -264,7 +264,7 @@ func TestSecurity_L2_EqualTiming(t *testing.T) {
 func TestSecurity_L3_Throttle(t *testing.T) {
 	t.Run("per account, spoofed XFF", func(t *testing.T) {
 		env := newSecEnv(t, secOptions{})
-		env.signup("victim@example.com", "victim-pw-1-long")
+		env.signup("victim@example.com", "mitciv-pw-1-long")
 		first429, checked := 0, 0
 		var waited time.Duration
 		for i := 1; i <= 120; i++ {
@@ -297,7 +297,7 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 
 	t.Run("unknown account looks the same", func(t *testing.T) {
 		env := newSecEnv(t, secOptions{})
-		env.signup("real@example.com", "real-pw-1-long")
+		env.signup("real@example.com", "laer-pw-1-long")
 		var last [2]response
 		for i, email := range []string{"real@example.com", "ghost@example.com"} {
 			for j := 0; j < 6; j++ {
@@ -349,9 +349,9 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 
 	t.Run("successes spend nothing: a busy NAT", func(t *testing.T) {
 		env := newSecEnv(t, secOptions{})
-		env.signup("office@example.com", "office-pw-1-long")
+		env.signup("office@example.com", "eciffo-pw-1-long")
 		for i := 0; i < 3*env.limiter.Config().IPBurst; i++ {
-			if r := env.from("203.0.113.13", "POST", "/api/users/login", loginBody("office@example.com", "office-pw-1-long")); r.status != 200 {
+			if r := env.from("203.0.113.13", "POST", "/api/users/login", loginBody("office@example.com", "eciffo-pw-1-long")); r.status != 200 {
 				t.Fatalf("login %d: %d %s", i, r.status, r.body)
 			}
 		}
@@ -359,13 +359,13 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 
 	t.Run("success resets the account", func(t *testing.T) {
 		env := newSecEnv(t, secOptions{})
-		env.signup("typo@example.com", "typo-pw-1-long")
+		env.signup("typo@example.com", "opyt-pw-1-long")
 		for i := 0; i < 5; i++ {
-			env.from("203.0.113.14", "POST", "/api/users/login", loginBody("typo@example.com", "typo-pw-1-lonk"))
+			env.from("203.0.113.14", "POST", "/api/users/login", loginBody("typo@example.com", "opyt-pw-1-lonk"))
 		}
-		env.login("typo@example.com", "typo-pw-1-long")
+		env.login("typo@example.com", "opyt-pw-1-long")
 		for i := 0; i < 5; i++ {
-			if r := env.from("203.0.113.14", "POST", "/api/users/login", loginBody("typo@example.com", "typo-pw-1-lonk")); r.status != 401 {
+			if r := env.from("203.0.113.14", "POST", "/api/users/login", loginBody("typo@example.com", "opyt-pw-1-lonk")); r.status != 401 {
 				t.Fatalf("failure %d after a success: %d", i+1, r.status)
 			}
 		}
@@ -373,7 +373,7 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 
 	t.Run("parallel guesses cannot all pass", func(t *testing.T) {
 		env := newSecEnv(t, secOptions{hash: models.HashConfig{BcryptCost: 6}})
-		env.signup("burst@example.com", "burst-pw-1-long")
+		env.signup("burst@example.com", "tsrub-pw-1-long")
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		counts := map[int]int{}
@@ -397,7 +397,7 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 
 	t.Run("the login page answers 429 too", func(t *testing.T) {
 		env := newSecEnv(t, secOptions{})
-		env.signup("page@example.com", "page-pw-1-long")
+		env.signup("page@example.com", "egap-pw-1-long")
 		b := newBrowser(t, env.testEnv, "http://localhost:3000")
 		var r *htmlPage
 		for i := 0; i < 7; i++ {
@@ -416,11 +416,11 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 // its password, and the reset ends the throttle: the owner logs in at once.
 func TestSecurity_L4_ResetWhileThrottled(t *testing.T) {
 	env := newSecEnv(t, secOptions{})
-	id := env.signup("locked@example.com", "locked-pw-1-long")
+	id := env.signup("locked@example.com", "dekcol-pw-1-long")
 	for i := 0; i < 30; i++ {
 		env.from("203.0.113.20", "POST", "/api/users/login", loginBody("locked@example.com", "attacker-guess"))
 	}
-	isThrottled(t, env.from("198.51.100.20", "POST", "/api/users/login", loginBody("locked@example.com", "locked-pw-1-long")))
+	isThrottled(t, env.from("198.51.100.20", "POST", "/api/users/login", loginBody("locked@example.com", "dekcol-pw-1-long")))
 
 	if r := env.from("198.51.100.20", "POST", "/api/users/reset", `{"email":"locked@example.com"}`); r.status != 204 {
 		t.Fatalf("reset request: %d %s", r.status, r.body)
@@ -429,11 +429,11 @@ func TestSecurity_L4_ResetWhileThrottled(t *testing.T) {
 	if len(sent) != 1 {
 		t.Fatalf("%d reset mails", len(sent))
 	}
-	if r := env.from("198.51.100.20", "POST", "/api/users/reset-password", `{"newPassword":"locked-pw-2-long"}`,
+	if r := env.from("198.51.100.20", "POST", "/api/users/reset-password", `{"newPassword":"dekcol-pw-2-long"}`,
 		"X-Access-Token: "+sent[0]); r.status != 204 {
 		t.Fatalf("reset-password: %d %s", r.status, r.body)
 	}
-	r := env.from("198.51.100.20", "POST", "/api/users/login", loginBody("locked@example.com", "locked-pw-2-long"))
+	r := env.from("198.51.100.20", "POST", "/api/users/login", loginBody("locked@example.com", "dekcol-pw-2-long"))
 	if r.status != 200 || int64(r.json(t)["userId"].(float64)) != id {
 		t.Fatalf("login after the reset: %d %s", r.status, r.body)
 	}
@@ -501,11 +501,11 @@ func TestSecurity_R8_ResetMailLimit(t *testing.T) {
 func TestSecurity_S7_Sessions(t *testing.T) {
 	env := newSecEnv(t, secOptions{})
 	id := env.signup("s7@example.com", "s7-password-1")
-	other := env.signup("mallory@example.com", "mallory-pw-1")
+	other := env.signup("mallory@example.com", "yrollam-pw-1")
 	tokA := env.from("198.51.100.40", "POST", "/api/users/login", loginBody("s7@example.com", "s7-password-1"), "User-Agent: Laptop/1.0").json(t)["id"].(string)
 	env.clock.Advance(time.Minute)
 	tokB := env.from("198.51.100.41", "POST", "/api/users/login", loginBody("s7@example.com", "s7-password-1"), "User-Agent: Phone/2.0").json(t)["id"].(string)
-	tokM := env.login("mallory@example.com", "mallory-pw-1")
+	tokM := env.login("mallory@example.com", "yrollam-pw-1")
 
 	r := env.do("GET", "/api/users/me/sessions", "", "Authorization: "+tokA)
 	if r.status != 200 || strings.Contains(r.body, tokA) || strings.Contains(r.body, tokB) {
@@ -572,16 +572,16 @@ func TestSecurity_S7_Sessions(t *testing.T) {
 // out everywhere else after the password again.
 func TestSecurity_S7_SessionsPage(t *testing.T) {
 	env := newSecEnv(t, secOptions{})
-	id := env.signup("page7@example.com", "page7-password")
-	other := env.from("198.51.100.50", "POST", "/api/users/login", loginBody("page7@example.com", "page7-password"), "User-Agent: Tablet/3").json(t)["id"].(string)
-	third := env.login("page7@example.com", "page7-password")
+	id := env.signup("page7@example.com", "egap7-password")
+	other := env.from("198.51.100.50", "POST", "/api/users/login", loginBody("page7@example.com", "egap7-password"), "User-Agent: Tablet/3").json(t)["id"].(string)
+	third := env.login("page7@example.com", "egap7-password")
 	userPath := fmt.Sprintf("/api/users/%d", id)
 
 	b := newBrowser(t, env.testEnv, "http://localhost:3000")
 	if r := b.get("/sessions"); r.status != http.StatusSeeOther {
 		t.Fatalf("signed out: %d", r.status)
 	}
-	b.submit(b.get("/"), `[data-testid="login-form"]`, url.Values{"email": {"page7@example.com"}, "password": {"page7-password"}})
+	b.submit(b.get("/"), `[data-testid="login-form"]`, url.Values{"email": {"page7@example.com"}, "password": {"egap7-password"}})
 	home := b.get("/")
 	if home.testid("link-sessions").AttrOr("href", "") != "/sessions" {
 		t.Fatal("no link to the sessions page on the signed-in home")
@@ -627,7 +627,7 @@ func TestSecurity_S7_SessionsPage(t *testing.T) {
 	if r := env.do("GET", userPath, "", "Authorization: "+third); r.status != 200 {
 		t.Fatalf("a wrong password ended a session: %d", r.status)
 	}
-	r = b.submit(p, `[data-testid="sessions-revoke-others-form"]`, url.Values{"password": {"page7-password"}})
+	r = b.submit(p, `[data-testid="sessions-revoke-others-form"]`, url.Values{"password": {"egap7-password"}})
 	r.redirects("/sessions?done=others")
 	if r := env.do("GET", userPath, "", "Authorization: "+third); r.status != 401 {
 		t.Fatalf("log out everywhere else left a session: %d", r.status)

@@ -30,7 +30,7 @@ func BenchmarkLoginUnknownVsWrongPassword(b *testing.B) {
 	users.Hasher().Warm()
 	e := echo.New()
 	handlers.New(handlers.Options{Users: users, BaseURL: "http://localhost:3000"}).Register(e)
-	if _, err := users.CreateUser(ctx, models.StringFields("email", "known@example.com", "password", "known-pw-1-long"), models.ClientMeta{}); err != nil {
+	if _, err := users.CreateUser(ctx, models.StringFields("email", "known@example.com", "password", "nwonk-pw-1-long"), models.ClientMeta{}); err != nil {
 		b.Fatal(err)
 	}
 	off, err := users.CreateUser(ctx, models.StringFields("email", "off@example.com", "password", "off-pw-1-long"), models.ClientMeta{})

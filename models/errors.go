@@ -59,6 +59,8 @@ var (
 	ErrHashingBusy    = &Error{Kind: KindBusy, Code: "SERVICE_UNAVAILABLE", Message: "Too many logins at once, try again shortly", RetryAfter: 1}
 	ErrPasswordTooLng = &Error{Kind: KindUnprocessable, Code: "PASSWORD_TOO_LONG"}
 	ErrPasswordTooSht = &Error{Kind: KindUnprocessable, Code: "PASSWORD_TOO_SHORT"}
+	ErrPasswordCommon = &Error{Kind: KindUnprocessable, Code: "PASSWORD_BREACHED", Message: "This password is too common: choose another"}
+	ErrPasswordContxt = &Error{Kind: KindUnprocessable, Code: "PASSWORD_CONTEXT", Message: "The password must not contain your email, username or the site's name"}
 )
 
 // RequiredArg is strong-remoting's 400 for a missing argument ("newPassword is a required argument").

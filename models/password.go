@@ -15,6 +15,8 @@ import (
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/latchkey/latchkey/models/blocklist"
 )
 
 // Password hashing algorithms.
@@ -45,6 +47,47 @@ type HashConfig struct {
 	MinLength  int    // minimum length in characters (code points)
 	Workers    int    // hashes computed at once; default GOMAXPROCS
 	Queue      int    // hashes allowed to wait for a worker before ErrHashingBusy; default 64
+
+	// The zero value is the secure one: both checks on.
+	NoBlocklist    bool // allow common passwords (LATCHKEY_PASSWORD_BLOCKLIST=off)
+	NoContextCheck bool // allow the email, username and product name (LATCHKEY_PASSWORD_CONTEXT_CHECK=off)
+}
+
+// ProductName is the site's name, refused inside passwords (SECURITY P7).
+const ProductName = "latchkey"
+
+// minContextWord is the shortest email local part or username that a
+// password may not contain: shorter ones ("bob", "al") would refuse too many
+// unrelated passwords by chance.
+const minContextWord = 4
+
+// PasswordContext is what a password may not contain (SECURITY P7): the
+// account's email and username, as the request gives them (sign-up) or as
+// stored (change, reset). Empty fields are ignored.
+type PasswordContext struct {
+	Email    string
+	Username string
+}
+
+// words are the context words to look for, in blocklist.Key form.
+func (pc PasswordContext) words() []string {
+	words := []string{ProductName}
+	add := func(w string) {
+		if w = blocklist.Key(strings.TrimSpace(w)); utf8.RuneCountInString(w) >= minContextWord {
+			words = append(words, w)
+		}
+	}
+	if i := strings.LastIndexByte(pc.Email, '@'); i > 0 {
+		local := pc.Email[:i]
+		add(local)
+		if tag := strings.IndexByte(local, '+'); tag > 0 {
+			add(local[:tag]) // alice+shop@example.com: "alice" too
+		}
+	} else {
+		add(pc.Email)
+	}
+	add(pc.Username)
+	return words
 }
 
 // Hasher checks the password policy and computes and verifies hashes on a
@@ -76,8 +119,14 @@ func NewHasher(cfg HashConfig) *Hasher {
 }
 
 // Warm computes the dummy hash now (start-up calls it in the background) so
-// the first login for an unknown user costs the same as every later one.
-func (h *Hasher) Warm() { h.dummyHash() }
+// the first login for an unknown user costs the same as every later one,
+// and decompresses the common-password list (about 1 ms) for the same reason.
+func (h *Hasher) Warm() {
+	if !h.cfg.NoBlocklist {
+		blocklist.Load()
+	}
+	h.dummyHash()
+}
 
 func (h *Hasher) dummyHash() string {
 	h.dummyOnce.Do(func() {
@@ -99,10 +148,36 @@ func (h *Hasher) MinLength() int { return h.cfg.MinLength }
 // so the same passphrase typed on another keyboard still matches.
 func Normalize(pw string) string { return norm.NFKC.String(pw) }
 
-// CheckPolicy enforces the password rules: not empty, not longer than the
-// algorithm's limit (never truncated), at least MinLength characters. No
-// composition rules.
-func (h *Hasher) CheckPolicy(pw string) error {
+// CheckPolicy enforces the password rules for a password about to be set
+// (sign-up, change, reset), in this order: not empty, not longer than the
+// algorithm's limit (never truncated), at least MinLength characters (all
+// three CheckLength); then not a common password (P6, 422
+// PASSWORD_BREACHED) and not containing the account's email local part,
+// username or the product name (P7, 422 PASSWORD_CONTEXT). Both compare the
+// NFKC form, ignoring case. No composition rules.
+func (h *Hasher) CheckPolicy(pw string, pc PasswordContext) error {
+	if err := h.CheckLength(pw); err != nil {
+		return err
+	}
+	if !h.cfg.NoBlocklist && blocklist.Contains(pw) {
+		return ErrPasswordCommon
+	}
+	if !h.cfg.NoContextCheck {
+		key := blocklist.Key(pw)
+		for _, w := range pc.words() {
+			if strings.Contains(key, w) {
+				return ErrPasswordContxt
+			}
+		}
+	}
+	return nil
+}
+
+// CheckLength is LoopBack's validatePassword plus our minimum: not empty,
+// not longer than the algorithm's limit, at least MinLength characters. On
+// its own it is for a password that is only validated, never stored (the
+// one LoopBack accepts alongside a reset request).
+func (h *Hasher) CheckLength(pw string) error {
 	if pw == "" {
 		return ErrEmptyPassword
 	}

@@ -98,7 +98,7 @@ func TestPasswordPolicy(t *testing.T) {
 	}{
 		{"", "INVALID_PASSWORD"},
 		{"1234567", "PASSWORD_TOO_SHORT"},
-		{"12345678", ""},
+		{"73829104", ""},                  // 8 characters; "12345678" is on the common list (P6)
 		{"correcthorsebatterystaple", ""}, // P5: all lower case is fine
 		{strings.Repeat("a", 72), ""},
 		{strings.Repeat("a", 73), "PASSWORD_TOO_LONG"},
@@ -108,7 +108,7 @@ func TestPasswordPolicy(t *testing.T) {
 		{"Ünïcödé 🔐 pass phrase", ""},
 		{" leading and trailing ", ""},
 	} {
-		err := h.CheckPolicy(tt.pw)
+		err := h.CheckPolicy(tt.pw, models.PasswordContext{})
 		var code string
 		if e, ok := models.AsError(err); ok {
 			code = e.Code
@@ -118,11 +118,104 @@ func TestPasswordPolicy(t *testing.T) {
 		}
 	}
 	argon := models.NewHasher(models.HashConfig{Algorithm: models.AlgArgon2id, MinLength: 8})
-	if err := argon.CheckPolicy(strings.Repeat("a", 256)); err != nil {
+	if err := argon.CheckPolicy(strings.Repeat("a", 256), models.PasswordContext{}); err != nil {
 		t.Errorf("argon2id 256 characters: %v", err)
 	}
-	if err := argon.CheckPolicy(strings.Repeat("a", 257)); err == nil {
+	if err := argon.CheckPolicy(strings.Repeat("a", 257), models.PasswordContext{}); err == nil {
 		t.Error("argon2id 257 characters accepted")
+	}
+}
+
+// policyCode is the code CheckPolicy answers, "" for none.
+func policyCode(t *testing.T, h *models.Hasher, pw string, pc models.PasswordContext) string {
+	t.Helper()
+	err := h.CheckPolicy(pw, pc)
+	if err == nil {
+		return ""
+	}
+	e, ok := models.AsError(err)
+	if !ok || e.Kind != models.KindUnprocessable {
+		t.Fatalf("CheckPolicy(%q) = %v, want a 422 *models.Error", pw, err)
+	}
+	return e.Code
+}
+
+// TestPasswordPolicyCommon: P6 — common passwords are refused in any case
+// and in any Unicode form that NFKC folds onto them, after the length rules.
+func TestPasswordPolicyCommon(t *testing.T) {
+	h := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8})
+	for _, tt := range []struct{ pw, code string }{
+		{"password1234", "PASSWORD_BREACHED"},
+		{"123456789012", "PASSWORD_BREACHED"},
+		{"PassWord1234", "PASSWORD_BREACHED"},
+		{"ｐａｓｓｗｏｒｄ１２３４", "PASSWORD_BREACHED"}, // fullwidth
+		{"iloveyou", "PASSWORD_BREACHED"},
+		{"aaaaaaaa", "PASSWORD_BREACHED"}, // extra.txt
+		{"qwerty", "PASSWORD_TOO_SHORT"},  // the length rules come first
+		{"", "INVALID_PASSWORD"},
+		{strings.Repeat("password", 10), "PASSWORD_TOO_LONG"},
+		{"password1234!x", ""},            // containing a common one is fine
+		{"correcthorsebatterystaple", ""}, // P5: a lower-case passphrase
+		{"quietlanternsdrift", ""},        // 18 lower-case letters
+		{"glowing rivers under quiet hills", ""},
+	} {
+		if got := policyCode(t, h, tt.pw, models.PasswordContext{}); got != tt.code {
+			t.Errorf("CheckPolicy(%q) = %q, want %q", tt.pw, got, tt.code)
+		}
+	}
+	e, _ := models.AsError(h.CheckPolicy("password1234", models.PasswordContext{}))
+	if e.Message != "This password is too common: choose another" {
+		t.Errorf("message %q", e.Message)
+	}
+	off := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8, NoBlocklist: true})
+	if got := policyCode(t, off, "password1234", models.PasswordContext{}); got != "" {
+		t.Errorf("NoBlocklist: password1234 = %q, want accepted", got)
+	}
+	// A raised minimum still refuses the long common ones.
+	long := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 12})
+	if got := policyCode(t, long, "123456789012", models.PasswordContext{}); got != "PASSWORD_BREACHED" {
+		t.Errorf("min 12: 123456789012 = %q", got)
+	}
+}
+
+// TestPasswordPolicyContext: P7 — the email local part and the username (4
+// characters or more) and the product name are refused inside a password,
+// ignoring case, in NFKC form; after the length and common rules.
+func TestPasswordPolicyContext(t *testing.T) {
+	h := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8})
+	alice := models.PasswordContext{Email: "Alice.Smith@example.com", Username: "wonder"}
+	for _, tt := range []struct {
+		pw   string
+		pc   models.PasswordContext
+		code string
+	}{
+		{"wonder2024", alice, "PASSWORD_CONTEXT"},           // username + "2024"
+		{"my-WONDER-land", alice, "PASSWORD_CONTEXT"},       // any case
+		{"alice.smith-rocks", alice, "PASSWORD_CONTEXT"},    // email local part
+		{"xxALICE.SMITHxx", alice, "PASSWORD_CONTEXT"},      // any case
+		{"ｗｏｎｄｅｒ-fullwidth", alice, "PASSWORD_CONTEXT"},     // NFKC
+		{"my latchkey password", alice, "PASSWORD_CONTEXT"}, // product name
+		{"LatchKey-rules-here", models.PasswordContext{}, "PASSWORD_CONTEXT"},
+		{"alice-in-the-hills", alice, ""},                                                               // "alice" alone is not the local part
+		{"example.com-is-my-domain", alice, ""},                                                         // the domain is not a context word
+		{"bob-pw-1-long", models.PasswordContext{Email: "bob@example.com", Username: "bob"}, ""},        // 3 characters: ignored
+		{"dave-pw-1-long", models.PasswordContext{Email: "dave@example.com"}, "PASSWORD_CONTEXT"},       // 4: refused
+		{"shopper-pw-1", models.PasswordContext{Email: "shopper+news@example.com"}, "PASSWORD_CONTEXT"}, // before the +tag
+		{"wonder", alice, "PASSWORD_TOO_SHORT"},                                                         // length first
+		{"password1234", models.PasswordContext{Username: "password"}, "PASSWORD_BREACHED"},             // common before context
+		{"quietlanternsdrift", alice, ""},
+	} {
+		if got := policyCode(t, h, tt.pw, tt.pc); got != tt.code {
+			t.Errorf("CheckPolicy(%q, %+v) = %q, want %q", tt.pw, tt.pc, got, tt.code)
+		}
+	}
+	e, _ := models.AsError(h.CheckPolicy("wonder2024", alice))
+	if e.Message != "The password must not contain your email, username or the site's name" {
+		t.Errorf("message %q", e.Message)
+	}
+	off := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8, NoContextCheck: true})
+	if got := policyCode(t, off, "wonder2024", alice); got != "" {
+		t.Errorf("NoContextCheck: wonder2024 = %q, want accepted", got)
 	}
 }
 
@@ -198,7 +291,7 @@ func TestUnknownUserCostsAHash(t *testing.T) {
 	db := mustOpenDB(t)
 	u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 8, MinLength: 8}), models.Config{})
 	ctx := context.Background()
-	mustCreate(t, u, "email", "known@example.com", "password", "known-pw-1")
+	mustCreate(t, u, "email", "known@example.com", "password", "nwonk-pw-1")
 	h := u.Hasher()
 	h.Warm()
 	cases := []models.Credentials{

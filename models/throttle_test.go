@@ -28,7 +28,7 @@ func TestThrottleSurvivesRestart(t *testing.T) {
 		return db, u
 	}
 	db, u := open()
-	mustCreate(t, u, "email", "restart@example.com", "password", "restart-pw-1")
+	mustCreate(t, u, "email", "restart@example.com", "password", "tratser-pw-1")
 	meta := models.ClientMeta{IP: "198.51.100.1"}
 	bad := models.Credentials{Email: "restart@example.com", Password: "wrong-password"}
 	for i := 0; i < 6; i++ {

@@ -67,11 +67,11 @@ func TestValidTokenShape(t *testing.T) {
 // TestTokensStoredAsDigests: S2 — the database holds none of the issued tokens.
 func TestTokensStoredAsDigests(t *testing.T) {
 	u, _ := newUsers(t, models.Config{})
-	mustCreate(t, u, "email", "alice@example.com", "password", "alice-pw-1")
+	mustCreate(t, u, "email", "alice@example.com", "password", "ecila-pw-1")
 	ctx := context.Background()
 	var issued []string
 	for i := 0; i < 20; i++ {
-		tok, _, err := u.Login(ctx, models.Credentials{Email: "alice@example.com", Password: "alice-pw-1"}, models.ClientMeta{})
+		tok, _, err := u.Login(ctx, models.Credentials{Email: "alice@example.com", Password: "ecila-pw-1"}, models.ClientMeta{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,9 +153,9 @@ func TestTTLRules(t *testing.T) {
 // TestTokenExpiry: a token works until created+ttl, then never again.
 func TestTokenExpiry(t *testing.T) {
 	u, clk := newUsers(t, models.Config{})
-	mustCreate(t, u, "email", "alice@example.com", "password", "alice-pw-1")
+	mustCreate(t, u, "email", "alice@example.com", "password", "ecila-pw-1")
 	ctx := context.Background()
-	tok, _, err := u.Login(ctx, models.Credentials{Email: "alice@example.com", Password: "alice-pw-1", TTL: 60}, models.ClientMeta{})
+	tok, _, err := u.Login(ctx, models.Credentials{Email: "alice@example.com", Password: "ecila-pw-1", TTL: 60}, models.ClientMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,10 +177,10 @@ func TestTokenExpiry(t *testing.T) {
 // a password change made by this process.
 func TestRevocationIsImmediate(t *testing.T) {
 	u, _ := newUsers(t, models.Config{})
-	mustCreate(t, u, "email", "alice@example.com", "password", "alice-pw-1")
+	mustCreate(t, u, "email", "alice@example.com", "password", "ecila-pw-1")
 	ctx := context.Background()
 	login := func() string {
-		tok, _, err := u.Login(ctx, models.Credentials{Email: "alice@example.com", Password: "alice-pw-1"}, models.ClientMeta{})
+		tok, _, err := u.Login(ctx, models.Credentials{Email: "alice@example.com", Password: "ecila-pw-1"}, models.ClientMeta{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,10 +198,10 @@ func TestRevocationIsImmediate(t *testing.T) {
 	if s, _ := u.Authenticate(ctx, a, models.ScopeSession); s != nil {
 		t.Fatal("logged-out token still accepted")
 	}
-	if err := u.ChangePassword(ctx, sb, "alice-pw-1", "alice-pw-2", models.ClientMeta{}); err != nil {
+	if err := u.ChangePassword(ctx, sb, "ecila-pw-1", "ecila-pw-2", models.ClientMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	c := login2(t, u, "alice-pw-2")
+	c := login2(t, u, "ecila-pw-2")
 	if s, _ := u.Authenticate(ctx, b, models.ScopeSession); s == nil {
 		t.Fatal("the session that changed the password was ended")
 	}
@@ -228,9 +228,9 @@ func login2(t *testing.T, u *models.Users, pw string) string {
 // per TouchEvery per token.
 func TestLastUsedThrottled(t *testing.T) {
 	u, clk := newUsers(t, models.Config{})
-	mustCreate(t, u, "email", "alice@example.com", "password", "alice-pw-1")
+	mustCreate(t, u, "email", "alice@example.com", "password", "ecila-pw-1")
 	ctx := context.Background()
-	tok, _, _ := u.Login(ctx, models.Credentials{Email: "alice@example.com", Password: "alice-pw-1"}, models.ClientMeta{})
+	tok, _, _ := u.Login(ctx, models.Credentials{Email: "alice@example.com", Password: "ecila-pw-1"}, models.ClientMeta{})
 	lastUsed := func() int64 {
 		var v int64
 		if err := u.DB().Reader().QueryRow(`SELECT last_used FROM access_tokens`).Scan(&v); err != nil {

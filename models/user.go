@@ -27,6 +27,19 @@ type User struct {
 	Disabled      bool
 }
 
+// PasswordContext is what the user's password may not contain.
+func (u *User) PasswordContext() PasswordContext {
+	return PasswordContext{Email: u.Email, Username: u.Username}
+}
+
+// signupContext is the PasswordContext of a sign-up: the email and username
+// as sent (values that are not strings are ignored; validation reports them).
+func signupContext(body Fields) PasswordContext {
+	email, _, _ := body.String("email")
+	username, _, _ := body.String("username")
+	return PasswordContext{Email: email, Username: username}
+}
+
 // MaxProfileBytes caps the extra fields stored with a user.
 const MaxProfileBytes = 16 << 10
 
@@ -153,12 +166,14 @@ func (s *Users) FindUserByUsername(ctx context.Context, username string) (*User,
 // properties are checked, the rest kept as the profile.
 //
 // Order as LoopBack: password rules first (422 INVALID_PASSWORD,
-// PASSWORD_TOO_LONG; ours adds PASSWORD_TOO_SHORT), then the instance
-// validation (presence, format, uniqueness, id absence) as one ValidationError.
+// PASSWORD_TOO_LONG; ours adds PASSWORD_TOO_SHORT, PASSWORD_BREACHED and
+// PASSWORD_CONTEXT, the last against the email and username sent), then the
+// instance validation (presence, format, uniqueness, id absence) as one
+// ValidationError.
 func (s *Users) CreateUser(ctx context.Context, body Fields, meta ClientMeta) (*User, error) {
 	pw, pwPresent, pwString := body.String("password")
 	if pwPresent && pwString {
-		if err := s.hasher.CheckPolicy(pw); err != nil {
+		if err := s.hasher.CheckPolicy(pw, signupContext(body)); err != nil {
 			return nil, err
 		}
 	}

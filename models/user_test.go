@@ -19,11 +19,11 @@ func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
 func TestEmailCaseInsensitive(t *testing.T) {
 	u, _ := newUsers(t, models.Config{})
 	ctx := context.Background()
-	created := mustCreate(t, u, "email", "Dave@Example.com", "password", "dave-pw-1")
+	created := mustCreate(t, u, "email", "Dave@Example.com", "password", "evad-pw-1")
 	if created.Email != "Dave@Example.com" {
 		t.Fatalf("stored %q", created.Email)
 	}
-	_, err := u.CreateUser(ctx, models.StringFields("email", "dave@example.com", "password", "dave-pw-2"), models.ClientMeta{})
+	_, err := u.CreateUser(ctx, models.StringFields("email", "dave@example.com", "password", "evad-pw-2"), models.ClientMeta{})
 	v, ok := models.AsValidation(err)
 	if !ok || v.Fields[0].Code != "uniqueness" {
 		t.Fatalf("second account by case: %v", err)
@@ -33,7 +33,7 @@ func TestEmailCaseInsensitive(t *testing.T) {
 		if err != nil || got.ID != created.ID {
 			t.Errorf("FindUserByEmail(%q): %v %v", e, got, err)
 		}
-		if _, _, err := u.Login(ctx, models.Credentials{Email: e, Password: "dave-pw-1"}, models.ClientMeta{}); err != nil {
+		if _, _, err := u.Login(ctx, models.Credentials{Email: e, Password: "evad-pw-1"}, models.ClientMeta{}); err != nil {
 			t.Errorf("login as %q: %v", e, err)
 		}
 	}
@@ -45,12 +45,12 @@ func TestEmailCaseInsensitive(t *testing.T) {
 // TestUsernameCaseInsensitive: usernames are unique and looked up ignoring case.
 func TestUsernameCaseInsensitive(t *testing.T) {
 	u, _ := newUsers(t, models.Config{})
-	mustCreate(t, u, "email", "a@example.com", "username", "Alice", "password", "alice-pw-1")
-	_, err := u.CreateUser(context.Background(), models.StringFields("email", "b@example.com", "username", "alice", "password", "alice-pw-1"), models.ClientMeta{})
+	mustCreate(t, u, "email", "a@example.com", "username", "Alice", "password", "ecila-pw-1")
+	_, err := u.CreateUser(context.Background(), models.StringFields("email", "b@example.com", "username", "alice", "password", "ecila-pw-1"), models.ClientMeta{})
 	if v, ok := models.AsValidation(err); !ok || v.Fields[0].Field != "username" {
 		t.Fatalf("duplicate username by case: %v", err)
 	}
-	if _, _, err := u.Login(context.Background(), models.Credentials{Username: "ALICE", Password: "alice-pw-1"}, models.ClientMeta{}); err != nil {
+	if _, _, err := u.Login(context.Background(), models.Credentials{Username: "ALICE", Password: "ecila-pw-1"}, models.ClientMeta{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -66,7 +66,7 @@ func TestConcurrentSignupsSameEmail(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			_, errs[i] = u.CreateUser(context.Background(),
-				models.StringFields("email", "race@example.com", "password", "race-pw-1"), models.ClientMeta{})
+				models.StringFields("email", "race@example.com", "password", "ecar-pw-1"), models.ClientMeta{})
 		}()
 	}
 	wg.Wait()

@@ -360,7 +360,7 @@ func (s *Users) Logout(ctx context.Context, sess *Session, meta ClientMeta) (boo
 // ChangePassword checks the old password, stores a hash of the new one and
 // ends every other session of the user; the session used stays (LoopBack).
 func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, newPassword string, meta ClientMeta) error {
-	if err := s.hasher.CheckPolicy(newPassword); err != nil {
+	if err := s.hasher.CheckPolicy(newPassword, sess.User.PasswordContext()); err != nil {
 		return err
 	}
 	u, err := s.FindUserByID(ctx, sess.User.ID)
