@@ -26,6 +26,8 @@ type Config struct {
 	BcryptCost          int    // LATCHKEY_BCRYPT_COST
 	PasswordHash        string // LATCHKEY_PASSWORD_HASH: bcrypt or argon2id
 	PasswordMin         int    // LATCHKEY_PASSWORD_MIN
+	PasswordBlocklist   bool   // LATCHKEY_PASSWORD_BLOCKLIST: refuse common passwords (SECURITY P6)
+	PasswordContext     bool   // LATCHKEY_PASSWORD_CONTEXT_CHECK: refuse the email, username, product name (P7)
 	TokenTTL            int64  // LATCHKEY_TOKEN_TTL, seconds
 	TokenMaxTTL         int64  // LATCHKEY_TOKEN_MAX_TTL, seconds
 	ResetTTL            int64  // LATCHKEY_RESET_TTL, seconds
@@ -56,21 +58,23 @@ type SMTPConfig struct {
 // local Mailpit or MailHog for mail.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            "127.0.0.1:3000",
-		DB:              "./data/latchkey.db",
-		BaseURL:         "http://localhost:3000",
-		LogFormat:       "text",
-		SMTP:            SMTPConfig{Host: "127.0.0.1", Port: 1025, TLS: "none", From: "Latchkey <noreply@localhost>"},
-		BcryptCost:      10,
-		PasswordHash:    "bcrypt",
-		PasswordMin:     8,
-		TokenTTL:        1209600,
-		TokenMaxTTL:     31556926,
-		ResetTTL:        900,
-		VerifyTTL:       86400,
-		ShutdownTimeout: 10 * time.Second,
-		Limits:          defaultLimits(),
-		HashQueue:       64,
+		Addr:              "127.0.0.1:3000",
+		DB:                "./data/latchkey.db",
+		BaseURL:           "http://localhost:3000",
+		LogFormat:         "text",
+		SMTP:              SMTPConfig{Host: "127.0.0.1", Port: 1025, TLS: "none", From: "Latchkey <noreply@localhost>"},
+		BcryptCost:        10,
+		PasswordHash:      "bcrypt",
+		PasswordMin:       8,
+		PasswordBlocklist: true,
+		PasswordContext:   true,
+		TokenTTL:          1209600,
+		TokenMaxTTL:       31556926,
+		ResetTTL:          900,
+		VerifyTTL:         86400,
+		ShutdownTimeout:   10 * time.Second,
+		Limits:            defaultLimits(),
+		HashQueue:         64,
 	}
 }
 
@@ -167,6 +171,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		{"bcrypt-cost", "LATCHKEY_BCRYPT_COST", "bcrypt cost (LoopBack's is 10)", integer(&c.BcryptCost, 10, 16), strconv.Itoa(c.BcryptCost)},
 		{"password-hash", "LATCHKEY_PASSWORD_HASH", "hash for new passwords: bcrypt or argon2id", oneOf(&c.PasswordHash, "bcrypt", "argon2id"), c.PasswordHash},
 		{"password-min", "LATCHKEY_PASSWORD_MIN", "minimum password length in characters", integer(&c.PasswordMin, 1, 64), strconv.Itoa(c.PasswordMin)},
+		{"password-blocklist", "LATCHKEY_PASSWORD_BLOCKLIST", "refuse common passwords (embedded list): on or off", onOff(&c.PasswordBlocklist), onOffText(c.PasswordBlocklist)},
+		{"password-context-check", "LATCHKEY_PASSWORD_CONTEXT_CHECK", "refuse passwords containing the email, username or product name: on or off", onOff(&c.PasswordContext), onOffText(c.PasswordContext)},
 		{"token-ttl", "LATCHKEY_TOKEN_TTL", "default access-token lifetime, seconds", seconds(&c.TokenTTL, 1), strconv.FormatInt(c.TokenTTL, 10)},
 		{"token-max-ttl", "LATCHKEY_TOKEN_MAX_TTL", "cap on a requested token lifetime, seconds", seconds(&c.TokenMaxTTL, 1), strconv.FormatInt(c.TokenMaxTTL, 10)},
 		{"reset-ttl", "LATCHKEY_RESET_TTL", "password-reset link lifetime, seconds", seconds(&c.ResetTTL, 60), strconv.FormatInt(c.ResetTTL, 10)},
@@ -251,6 +257,28 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return c, fmt.Errorf("config LATCHKEY_TOKEN_TTL: %d is above LATCHKEY_TOKEN_MAX_TTL %d", c.TokenTTL, c.TokenMaxTTL)
 	}
 	return c, nil
+}
+
+// onOff parses a switch: on/off (also true/false, 1/0, yes/no).
+func onOff(p *bool) func(string) error {
+	return func(v string) error {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "on", "true", "1", "yes":
+			*p = true
+		case "off", "false", "0", "no":
+			*p = false
+		default:
+			return fmt.Errorf("want on or off, got %q", v)
+		}
+		return nil
+	}
+}
+
+func onOffText(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 // SecureCookies reports whether the base URL is https, so the session cookie

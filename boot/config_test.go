@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/latchkey/latchkey/boot"
+	"github.com/latchkey/latchkey/models"
 )
 
 func TestLoadConfigDefaults(t *testing.T) {
@@ -90,5 +91,45 @@ func TestLoadConfigBadValues(t *testing.T) {
 	}
 	if _, err := boot.LoadConfig([]string{"extra"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Error("stray argument accepted")
+	}
+}
+
+// TestPasswordCheckSettings: LATCHKEY_PASSWORD_BLOCKLIST and
+// LATCHKEY_PASSWORD_CONTEXT_CHECK are on by default, take on/off, and reach
+// the password policy (SECURITY P6, P7).
+func TestPasswordCheckSettings(t *testing.T) {
+	c, err := boot.LoadConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.PasswordBlocklist || !c.PasswordContext {
+		t.Fatalf("defaults: blocklist %v, context %v; want both on", c.PasswordBlocklist, c.PasswordContext)
+	}
+	for _, name := range []string{"LATCHKEY_PASSWORD_BLOCKLIST", "LATCHKEY_PASSWORD_CONTEXT_CHECK"} {
+		if _, err := boot.LoadConfig(nil, func(k string) string {
+			return map[string]string{name: "sometimes"}[k]
+		}, io.Discard); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=sometimes: %v", name, err)
+		}
+	}
+	ctx := models.PasswordContext{Email: "alice@example.com", Username: "alice"}
+	code := func(app *boot.App, pw string) string {
+		if me, ok := models.AsError(app.Users.Hasher().CheckPolicy(pw, ctx)); ok {
+			return me.Code
+		}
+		return ""
+	}
+	on := newTestApp(t, nil)
+	if got := code(on, "password1234"); got != "PASSWORD_BREACHED" {
+		t.Errorf("default: password1234 = %q", got)
+	}
+	if got := code(on, "alice2024"); got != "PASSWORD_CONTEXT" {
+		t.Errorf("default: alice2024 = %q", got)
+	}
+	off := newTestApp(t, map[string]string{"LATCHKEY_PASSWORD_BLOCKLIST": "off", "LATCHKEY_PASSWORD_CONTEXT_CHECK": "OFF"})
+	for _, pw := range []string{"password1234", "alice2024"} {
+		if got := code(off, pw); got != "" {
+			t.Errorf("both off: %s = %q, want accepted", pw, got)
+		}
 	}
 }

@@ -37,19 +37,6 @@ func defaultLimits() LimitsConfig {
 
 // limitSettings are the throttling and hashing-queue entries of LoadConfig.
 func limitSettings(c *Config) []setting {
-	onOff := func(p *bool) func(string) error {
-		return func(v string) error {
-			switch strings.ToLower(strings.TrimSpace(v)) {
-			case "on", "true", "1", "yes":
-				*p = true
-			case "off", "false", "0", "no":
-				*p = false
-			default:
-				return fmt.Errorf("want on or off, got %q", v)
-			}
-			return nil
-		}
-	}
 	count := func(p *int, lo, hi int) func(string) error {
 		return func(v string) error {
 			n, err := strconv.Atoi(strings.TrimSpace(v))
@@ -69,12 +56,6 @@ func limitSettings(c *Config) []setting {
 			*p = d
 			return nil
 		}
-	}
-	onOffText := func(b bool) string {
-		if b {
-			return "on"
-		}
-		return "off"
 	}
 	l := &c.Limits
 	return []setting{

@@ -48,6 +48,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		BcryptCost: cfg.BcryptCost,
 		MinLength:  cfg.PasswordMin,
 		Queue:      cfg.HashQueue,
+
+		NoBlocklist:    !cfg.PasswordBlocklist,
+		NoContextCheck: !cfg.PasswordContext,
 	})
 	go hasher.Warm()
 	users := models.NewUsers(db, hasher, models.Config{
