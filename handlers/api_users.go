@@ -1,8 +1,8 @@
 package handlers
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -54,10 +54,10 @@ func (h *Handler) ownerID(c echo.Context) (*models.Session, int64, error) {
 
 // handleAPICreate is POST /api/users (User.create).
 func (h *Handler) handleAPICreate(c echo.Context) error {
-	if isJSONArray(c) {
+	body, err := ReadBody(c)
+	if errors.Is(err, errArrayBody) {
 		return &APIError{Status: 400, Name: "Error", Code: "BULK_CREATE_UNSUPPORTED", Message: "Create one user per request"}
 	}
-	body, err := ReadBody(c)
 	if err != nil {
 		return err
 	}
@@ -66,16 +66,6 @@ func (h *Handler) handleAPICreate(c echo.Context) error {
 		return err
 	}
 	return writeRaw(c, http.StatusOK, models.MarshalUser(u))
-}
-
-// isJSONArray peeks whether the body is a JSON array (LoopBack's bulk create).
-func isJSONArray(c echo.Context) bool {
-	r := c.Request()
-	if !strings.Contains(r.Header.Get(echo.HeaderContentType), "json") {
-		return false
-	}
-	body, err := readAllRestore(r)
-	return err == nil && bytes.HasPrefix(bytes.TrimSpace(body), []byte("["))
 }
 
 // loginResponse is LoopBack's AccessToken JSON.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -530,6 +531,29 @@ func TestAPIRoutingAndHeaders(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
+	t.Run("a chunked body over 1 MiB to create is 413, not a truncated parse", func(t *testing.T) {
+		big := `{"email":"` + strings.Repeat("a", 2<<20) + `"}`
+		req := httptest.NewRequest("POST", "/api/users", strings.NewReader(big))
+		req.Header.Set("Content-Type", "application/json")
+		req.ContentLength = -1 // as Transfer-Encoding: chunked
+		rec := httptest.NewRecorder()
+		env.e.ServeHTTP(rec, req)
+		if rec.Code != 413 {
+			t.Fatalf("%d %s", rec.Code, rec.Body.String())
+		}
+	})
+	t.Run("an object of more than 1000 fields is refused at once", func(t *testing.T) {
+		var b strings.Builder
+		b.WriteString(`{"email":"many@example.com","password":"many-fields-1"`)
+		for i := 0; i < 90000; i++ {
+			fmt.Fprintf(&b, `,"k%d":1`, i)
+		}
+		b.WriteString("}")
+		r := env.do("POST", "/api/users/login", b.String())
+		if r.status != 400 || r.body != lbErr(400, "Error", "The request body has more than 1000 fields", "INVALID_BODY") {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
 	t.Run("C4 no CORS for an origin not on the allow-list", func(t *testing.T) {
 		r := env.do("OPTIONS", "/api/users/login", "", "Origin: https://evil.test", "Access-Control-Request-Method: POST")
 		if r.header.Get("Access-Control-Allow-Origin") != "" || r.header.Get("Access-Control-Allow-Credentials") != "" {
@@ -610,6 +634,7 @@ func TestRedactQuery(t *testing.T) {
 		"ACCESS_TOKEN=x&a=b":           "ACCESS_TOKEN=[REDACTED]&a=b",
 		"uid=2&token=abc&redirect=%2F": "uid=2&token=[REDACTED]&redirect=%2F",
 		"access%5Ftoken=x":             "access%5Ftoken=[REDACTED]",
+		"x=1;access_token=secret":      "x=1&access_token=[REDACTED]",
 	} {
 		if got := handlers.RedactQuery(in); got != want {
 			t.Errorf("RedactQuery(%q) = %q, want %q", in, got, want)

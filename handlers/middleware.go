@@ -104,7 +104,8 @@ func RedactQuery(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	parts := strings.Split(raw, "&")
+	// Split on ';' too: Go's parser ignores such pairs, but they still reach the log.
+	parts := strings.FieldsFunc(raw, func(r rune) bool { return r == '&' || r == ';' })
 	for i, p := range parts {
 		name, _, found := strings.Cut(p, "=")
 		if n, err := url.QueryUnescape(name); err == nil {

@@ -101,8 +101,15 @@ func ReadBody(c echo.Context) (models.Fields, error) {
 		return formFields(string(body), q), nil
 	case mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "" && looksJSON(body):
 		f, err := models.ParseObject(body)
+		if errors.Is(err, models.ErrArray) {
+			return nil, errArrayBody
+		}
 		if errors.Is(err, models.ErrNotObject) {
-			return nil, &APIError{Status: 400, Name: "Error", Code: "INVALID_BODY", Message: "The request body must be a JSON object"}
+			return nil, errNotObjectBody
+		}
+		if errors.Is(err, models.ErrTooManyMembers) {
+			return nil, &APIError{Status: 400, Name: "Error", Code: "INVALID_BODY",
+				Message: "The request body has more than " + itoa(models.MaxMembers) + " fields"}
 		}
 		if err != nil {
 			return nil, jsonSyntaxError(err)
@@ -115,6 +122,13 @@ func ReadBody(c echo.Context) (models.Fields, error) {
 	return nil, &APIError{Status: http.StatusUnsupportedMediaType, Name: "Error", Code: "UNSUPPORTED_MEDIA_TYPE",
 		Message: "Unsupported Content-Type " + ct + ": send application/json or application/x-www-form-urlencoded"}
 }
+
+// The answers for a JSON body that is not an object; an array gets its own
+// so create can word it as LoopBack's bulk create.
+var (
+	errNotObjectBody = &APIError{Status: 400, Name: "Error", Code: "INVALID_BODY", Message: "The request body must be a JSON object"}
+	errArrayBody     = &APIError{Status: 400, Name: "Error", Code: "INVALID_BODY", Message: "The request body must be a JSON object"}
+)
 
 func looksJSON(b []byte) bool {
 	s := strings.TrimSpace(string(b))

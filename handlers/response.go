@@ -3,7 +3,6 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -47,13 +46,6 @@ func jsonMarshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
-}
-
-// readAllRestore reads the body and puts it back for the next reader.
-func readAllRestore(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	return b, err
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

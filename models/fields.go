@@ -25,6 +25,16 @@ type Fields []Field
 // ErrNotObject is returned by ParseObject for valid JSON that is not an object.
 var ErrNotObject = errors.New("not a JSON object")
 
+// ErrArray is ErrNotObject for a JSON array (LoopBack's bulk create).
+var ErrArray = fmt.Errorf("%w: an array", ErrNotObject)
+
+// MaxMembers caps the members of an object ParseObject accepts: no request
+// to a User model needs more, and a bound keeps parsing cheap.
+const MaxMembers = 1000
+
+// ErrTooManyMembers is returned by ParseObject for an object over MaxMembers.
+var ErrTooManyMembers = fmt.Errorf("a JSON object of more than %d members", MaxMembers)
+
 // ParseObject decodes a JSON object keeping member order. A repeated name
 // keeps its last value (as JSON.parse does) at its first position.
 func ParseObject(data []byte) (Fields, error) {
@@ -36,12 +46,16 @@ func ParseObject(data []byte) (Fields, error) {
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		if json.Valid(data) {
+			if d, ok := tok.(json.Delim); ok && d == '[' {
+				return nil, ErrArray
+			}
 			return nil, ErrNotObject
 		}
 		var v any
 		return nil, json.Unmarshal(data, &v)
 	}
 	var out Fields
+	index := map[string]int{} // name -> position in out, so a repeat costs O(1)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -55,7 +69,15 @@ func ParseObject(data []byte) (Fields, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, err
 		}
-		out = out.With(name, raw)
+		if i, ok := index[name]; ok {
+			out[i].Value = raw
+			continue
+		}
+		if len(out) == MaxMembers {
+			return nil, ErrTooManyMembers
+		}
+		index[name] = len(out)
+		out = append(out, Field{Name: name, Value: raw})
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, err

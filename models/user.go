@@ -288,9 +288,18 @@ func (s *Users) checkUsername(ctx context.Context, body Fields, v *ValidationErr
 // MaxProfileBytes of JSON.
 func profileOf(body Fields, base Fields) (Fields, error) {
 	out := append(Fields(nil), base...)
+	index := make(map[string]int, len(out))
+	for i, f := range out {
+		index[f.Name] = i
+	}
 	for _, f := range body {
-		if !reserved[f.Name] {
-			out = out.With(f.Name, f.Value)
+		switch i, ok := index[f.Name]; {
+		case reserved[f.Name]:
+		case ok:
+			out[i].Value = f.Value
+		default:
+			index[f.Name] = len(out)
+			out = append(out, f)
 		}
 	}
 	if len(profileJSON(out)) > MaxProfileBytes {

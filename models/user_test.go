@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -150,6 +151,21 @@ func TestParseObject(t *testing.T) {
 		if _, err := models.ParseObject([]byte(bad)); err == nil {
 			t.Errorf("ParseObject(%q) accepted", bad)
 		}
+	}
+	var many strings.Builder
+	many.WriteString("{")
+	for i := 0; i <= models.MaxMembers; i++ {
+		if i > 0 {
+			many.WriteString(",")
+		}
+		fmt.Fprintf(&many, `"k%d":%d`, i, i)
+	}
+	many.WriteString("}")
+	if _, err := models.ParseObject([]byte(many.String())); !errors.Is(err, models.ErrTooManyMembers) {
+		t.Errorf("%d members: %v", models.MaxMembers+1, err)
+	}
+	if _, err := models.ParseObject([]byte(`[1]`)); !errors.Is(err, models.ErrArray) || !errors.Is(err, models.ErrNotObject) {
+		t.Errorf("array: %v", err)
 	}
 	for _, notObj := range []string{`[]`, `"s"`, `1`, `null`} {
 		if _, err := models.ParseObject([]byte(notObj)); !errors.Is(err, models.ErrNotObject) {
