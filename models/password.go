@@ -119,14 +119,8 @@ func NewHasher(cfg HashConfig) *Hasher {
 }
 
 // Warm computes the dummy hash now (start-up calls it in the background) so
-// the first login for an unknown user costs the same as every later one,
-// and decompresses the common-password list (about 1 ms) for the same reason.
-func (h *Hasher) Warm() {
-	if !h.cfg.NoBlocklist {
-		blocklist.Load()
-	}
-	h.dummyHash()
-}
+// the first login for an unknown user costs the same as every later one.
+func (h *Hasher) Warm() { h.dummyHash() }
 
 func (h *Hasher) dummyHash() string {
 	h.dummyOnce.Do(func() {

@@ -12,6 +12,7 @@ func TestContains(t *testing.T) {
 		"PASSWORD1234", "Password1234", // case is ignored
 		"ｐａｓｓｗｏｒｄ１２３４",                       // fullwidth: NFKC folds it to ASCII
 		"qwertyuiop", "iloveyou", "trustno1", // from the embedded list
+		"!qaz2wsx", "zzzzzzz1", // its first and last entries
 		"aaaaaaaa", "0123456789", "Password1!", // from extra.txt
 	} {
 		if !Contains(pw) {
@@ -21,7 +22,7 @@ func TestContains(t *testing.T) {
 	for _, pw := range []string{
 		"", "correcthorsebatterystaple-latchkey", "glowing rivers under quiet hills",
 		"password123 ", "password12345678", // near misses are not on the list
-		"zzzzzzzzzzzzzzzzzzzz",
+		"!", "~~~~~~~~~~~~", "\n", "password1234\nqwertyuiop", // before, after, and between lines
 	} {
 		if Contains(pw) {
 			t.Errorf("Contains(%q) = true, want false", pw)
@@ -29,46 +30,47 @@ func TestContains(t *testing.T) {
 	}
 }
 
-// TestEmbeddedList checks the shape the lookup relies on: sorted, unique,
-// normalised, every entry at least 8 characters.
+// TestEmbeddedList checks the shape the search relies on: sorted, unique,
+// in Key form, every entry at least 8 characters, and that the search finds
+// every entry.
 func TestEmbeddedList(t *testing.T) {
-	load()
-	if n := common.len(); n < 10000 || n > 100000 {
+	if !strings.HasSuffix(common, "\n") {
+		t.Fatal("common.txt does not end in a newline")
+	}
+	entries := strings.Split(strings.TrimSuffix(common, "\n"), "\n")
+	if n := len(entries); n < 10000 || n > 100000 {
 		t.Fatalf("embedded list has %d entries, want 10k–100k", n)
 	}
-	for _, l := range []*list{common, extra} {
-		prev := ""
-		for i := range l.len() {
-			e := l.at(i)
-			if e <= prev {
-				t.Fatalf("entry %d %q not after %q", i, e, prev)
-			}
-			if e != Key(e) || strings.TrimSpace(e) != e {
-				t.Errorf("entry %q is not in its key form", e)
-			}
-			if utf8.RuneCountInString(e) < 8 {
-				t.Errorf("entry %q is shorter than 8 characters", e)
-			}
-			if !l.contains(e) {
-				t.Errorf("binary search misses %q", e)
-			}
-			prev = e
+	prev := ""
+	for i, e := range entries {
+		if e <= prev {
+			t.Fatalf("entry %d %q not after %q", i, e, prev)
+		}
+		if e != Key(e) || strings.TrimSpace(e) != e {
+			t.Errorf("entry %q is not in its key form", e)
+		}
+		if utf8.RuneCountInString(e) < 8 {
+			t.Errorf("entry %q is shorter than 8 characters", e)
+		}
+		if !search(common, e) {
+			t.Errorf("search misses %q", e)
+		}
+		prev = e
+	}
+	for e := range extra {
+		if utf8.RuneCountInString(e) < 8 {
+			t.Errorf("extra.txt: %q is shorter than 8 characters", e)
+		}
+		if search(common, e) {
+			t.Errorf("extra.txt: %q is already in common.txt", e)
 		}
 	}
-	if Len() != common.len()+extra.len() {
+	if Len() != len(entries)+len(extra) {
 		t.Fatal("Len disagrees")
 	}
 }
 
-// BenchmarkDecode is the one-off cost of the first check (or of Load).
-func BenchmarkDecode(b *testing.B) {
-	for b.Loop() {
-		decode()
-	}
-}
-
 func BenchmarkContains(b *testing.B) {
-	load()
 	for b.Loop() {
 		Contains("a-long-and-unusual-passphrase")
 	}

@@ -1,15 +1,14 @@
 //go:build ignore
 
-// gen builds common.txt.gz from the zxcvbn-ts common password list (see
+// gen builds common.txt from the zxcvbn-ts common password list (see
 // README.md for the exact command): every entry NFKC-normalised and
 // lower-cased, only those of at least -min characters (shorter ones are
-// refused by the length rule anyway), deduplicated, sorted, one per line,
-// gzipped without a timestamp so the output is reproducible.
+// refused by the length rule anyway), deduplicated, sorted by bytes, one per
+// line.
 package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -24,7 +23,7 @@ import (
 
 func main() {
 	in := flag.String("in", "", "passwords.json of @zxcvbn-ts/language-common")
-	out := flag.String("out", "common.txt.gz", "output file")
+	out := flag.String("out", "common.txt", "output file")
 	minLen := flag.Int("min", 8, "shortest entry kept, in characters")
 	flag.Parse()
 	raw, err := os.ReadFile(*in)
@@ -45,15 +44,11 @@ func main() {
 	slices.Sort(keep)
 	keep = slices.Compact(keep)
 	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	for _, k := range keep {
-		fmt.Fprintln(zw, k)
-	}
-	if err := zw.Close(); err != nil {
-		log.Fatal(err)
+		fmt.Fprintln(&buf, k)
 	}
 	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("%d of %d entries, %d bytes gzipped", len(keep), len(list), buf.Len())
+	log.Printf("%d of %d entries, %d bytes", len(keep), len(list), buf.Len())
 }
