@@ -252,3 +252,29 @@ func TestLastUsedThrottled(t *testing.T) {
 		t.Fatalf("last_used %d, want %d", got, clk.Now().UnixMilli())
 	}
 }
+
+// TestRevokedSessionCannotWrite: a session checked before a reset revoked
+// it cannot then change the email or the password (the token is checked
+// again inside the write).
+func TestRevokedSessionCannotWrite(t *testing.T) {
+	u, _ := newUsers(t, models.Config{})
+	ctx := context.Background()
+	user := mustCreate(t, u, "email", "race@example.com", "password", "quiet-harbor-12")
+	tok, _, err := u.Login(ctx, models.Credentials{Email: "race@example.com", Password: "quiet-harbor-12"}, models.ClientMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _ := u.Authenticate(ctx, tok.ID, models.ScopeSession)
+	if _, err := u.Logout(ctx, &models.Session{Token: sess.Token, User: sess.User}, models.ClientMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.UpdateUser(ctx, user.ID, models.StringFields("email", "thief@example.com"), sess.Token.Digest, models.ClientMeta{}); !errors.Is(err, models.ErrAuthRequired) {
+		t.Fatalf("email change with a revoked session: %v", err)
+	}
+	if err := u.ChangePassword(ctx, sess, "quiet-harbor-12", "stolen-lantern-12", models.ClientMeta{}); !errors.Is(err, models.ErrAuthRequired) {
+		t.Fatalf("password change with a revoked session: %v", err)
+	}
+	if _, _, err := u.Login(ctx, models.Credentials{Email: "race@example.com", Password: "quiet-harbor-12"}, models.ClientMeta{}); err != nil {
+		t.Fatalf("the account changed: %v", err)
+	}
+}

@@ -382,6 +382,11 @@ func (s *Users) UpdateUser(ctx context.Context, id int64, body Fields, keep [32]
 	now := s.now()
 	next.Updated = now
 	err = s.db.Write(ctx, now, func(tx *Tx) error {
+		if keep != ([32]byte{}) { // zero: not made with a session (tests, tools)
+			if err := tx.requireToken(ctx, keep); err != nil {
+				return err
+			}
+		}
 		_, err := tx.Exec(ctx, `UPDATE users SET email = ?, email_key = ?, username = ?, username_key = ?, realm = ?,
 			profile = ?, email_verified = ?, updated = ? WHERE id = ?`,
 			next.Email, EmailKey(next.Email), nullString(next.Username), nullString(UsernameKey(next.Username)),

@@ -376,6 +376,9 @@ func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, 
 	}
 	now := s.now()
 	err = s.db.Write(ctx, now, func(tx *Tx) error {
+		if err := tx.requireToken(ctx, sess.Token.Digest); err != nil {
+			return err
+		}
 		if err := tx.setPassword(ctx, u.ID, hash); err != nil {
 			return err
 		}
@@ -388,6 +391,18 @@ func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, 
 		return s.emitPasswordChanged(ctx, tx, PasswordChanged{User: u, Reason: "change", Meta: meta})
 	})
 	s.cache.dropUser(u.ID)
+	return err
+}
+
+// requireToken fails with ErrAuthRequired when the session a change is made
+// with was revoked (a reset, a logout elsewhere) after it was checked: the
+// check and the write are then one transaction.
+func (t *Tx) requireToken(ctx context.Context, digest [32]byte) error {
+	var one int
+	err := t.QueryRow(ctx, `SELECT 1 FROM access_tokens WHERE digest = ?`, digest[:]).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrAuthRequired
+	}
 	return err
 }
 
