@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -413,7 +414,7 @@ func (l *Limiter) Prune(ctx context.Context, limit int) (int64, error) {
 // a completed password reset proves the owner is back, so the throttle an
 // attacker caused must not keep them out.
 func (t *Tx) clearLoginThrottle(ctx context.Context, u *User) error {
-	keys := []any{throttleKey(keyAccount, EmailKey(u.Email))}
+	keys := []any{throttleKey(keyAccount, accountKey(u)), throttleKey(keyAccount, EmailKey(u.Email))}
 	if u.Username != "" {
 		keys = append(keys, throttleKey(keyAccount, UsernameKey(u.Username)),
 			throttleKey(keyAccount, strings.ToLower(strings.TrimSpace(u.Username))))
@@ -422,8 +423,12 @@ func (t *Tx) clearLoginThrottle(ctx context.Context, u *User) error {
 	return err
 }
 
-// loginKey is the throttle key of a login attempt: the identifier tried,
-// normalised as its lookup is.
+// accountKey is the throttle key of an existing account, the same for its
+// email and its username.
+func accountKey(u *User) string { return "uid:" + strconv.FormatInt(u.ID, 10) }
+
+// loginKey is the throttle key of a login attempt for an unknown account:
+// the identifier tried, normalised as its lookup is.
 func loginKey(c Credentials) string {
 	switch {
 	case c.Email != "":
@@ -452,7 +457,7 @@ func (s *Users) beginAttempt(ctx context.Context, key string, meta ClientMeta) (
 // guesses count against the same throttle as logins with the account's
 // email, so a stolen session is not a free password oracle.
 func (s *Users) checkPassword(ctx context.Context, u *User, pw string, meta ClientMeta) error {
-	key := EmailKey(u.Email)
+	key := accountKey(u)
 	rec, err := s.beginAttempt(ctx, key, meta)
 	if err != nil {
 		return err

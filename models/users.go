@@ -142,6 +142,11 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, nil, err
 	}
+	if u != nil {
+		// One counter per account, whichever of its identifiers is typed:
+		// switching between email and username must not double the guesses.
+		key = accountKey(u)
+	}
 	rec, err := s.beginAttempt(ctx, key, meta)
 	if err != nil {
 		return nil, nil, err
