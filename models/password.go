@@ -273,7 +273,11 @@ func verifyHash(hash, pw string) bool {
 		return verifyArgon2(hash, pw)
 	}
 	if len(pw) > bcryptMaxBytes {
-		// x/crypto refuses these; LoopBack never stored one.
+		// x/crypto refuses these and no stored hash can match one (a short
+		// password can pass 72 bytes once normalised). Spend the hash's
+		// cost all the same, so the answer takes as long as for an
+		// unknown user and does not tell that the account exists.
+		_ = bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw[:bcryptMaxBytes]))
 		return false
 	}
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) == nil

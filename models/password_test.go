@@ -353,3 +353,34 @@ func TestHashingPoolBounded(t *testing.T) {
 		t.Fatalf("%d refused, want 1", busy)
 	}
 }
+
+// TestLongNormalisedPasswordCostsAHash: a short password whose NFKC form is
+// over 72 bytes (U+FDFA expands to 18 characters) still costs a bcrypt for
+// a known user, as it does for an unknown one (review finding: it returned
+// at once, telling which accounts exist).
+func TestLongNormalisedPasswordCostsAHash(t *testing.T) {
+	db := mustOpenDB(t)
+	u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 8, MinLength: 8}), models.Config{})
+	ctx := context.Background()
+	mustCreate(t, u, "email", "known@example.com", "password", "quiet-harbor-12")
+	u.Hasher().Warm()
+	pw := strings.Repeat("\uFDFA", 4) // 12 bytes raw, 132 after NFKC
+	const rounds = 9
+	var known, unknown []time.Duration
+	for r := 0; r < rounds; r++ {
+		for _, email := range []string{"known@example.com", "nobody@example.com"} {
+			start := time.Now()
+			if _, _, err := u.Login(ctx, models.Credentials{Email: email, Password: pw}, models.ClientMeta{}); !errors.Is(err, models.ErrLoginFailed) {
+				t.Fatalf("%s: %v", email, err)
+			}
+			if email == "nobody@example.com" {
+				unknown = append(unknown, time.Since(start))
+			} else {
+				known = append(known, time.Since(start))
+			}
+		}
+	}
+	if k, un := median(known), median(unknown); k < un/3 {
+		t.Fatalf("known account answered in %v, unknown in %v: no hash for the known one", k, un)
+	}
+}
