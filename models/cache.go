@@ -61,16 +61,21 @@ func (c *authCache) session(d [32]byte, now time.Time, into *Session) (tokenOK, 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.tokens[d]
-	if !ok || now.Sub(e.loaded) > c.fresh || now.Before(e.loaded) {
+	if !ok || !c.isFresh(e.loaded, now) {
 		return false, false
 	}
 	into.Token = e.tok
 	u, ok := c.users[e.tok.UserID]
-	if !ok || now.Sub(u.loaded) > c.fresh || now.Before(u.loaded) {
+	if !ok || !c.isFresh(u.loaded, now) {
 		return true, false
 	}
 	into.User = u.user
 	return true, true
+}
+
+// isFresh reports whether an entry loaded at loaded may still be trusted at now.
+func (c *authCache) isFresh(loaded, now time.Time) bool {
+	return !now.Before(loaded) && now.Sub(loaded) <= c.fresh
 }
 
 func (c *authCache) putToken(t AccessToken, gen uint64, now time.Time) {
@@ -79,13 +84,7 @@ func (c *authCache) putToken(t AccessToken, gen uint64, now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
-	}
-	if len(c.tokens) >= c.max {
-		evictSome(c.tokens)
-	}
-	c.tokens[t.Digest] = cachedToken{tok: t, loaded: now}
+	putIfCurrent(c, c.tokens, t.Digest, cachedToken{tok: t, loaded: now}, gen)
 }
 
 // touch records a last_used write so the next request does not repeat it.
@@ -108,7 +107,7 @@ func (c *authCache) user(id int64, now time.Time) (User, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.users[id]
-	if !ok || now.Sub(e.loaded) > c.fresh || now.Before(e.loaded) {
+	if !ok || !c.isFresh(e.loaded, now) {
 		return User{}, false
 	}
 	return e.user, true
@@ -120,13 +119,20 @@ func (c *authCache) putUser(u User, gen uint64, now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	putIfCurrent(c, c.users, u.ID, cachedUser{user: u, loaded: now}, gen)
+}
+
+// putIfCurrent stores v unless a write invalidated entries since gen was
+// read (the load may have raced it), evicting some entries when full.
+// The caller holds c.mu.
+func putIfCurrent[K comparable, V any](c *authCache, m map[K]V, k K, v V, gen uint64) {
 	if gen != c.gen {
 		return
 	}
-	if len(c.users) >= c.max {
-		evictSome(c.users)
+	if len(m) >= c.max {
+		evictSome(m)
 	}
-	c.users[u.ID] = cachedUser{user: u, loaded: now}
+	m[k] = v
 }
 
 // dropToken forgets one token.
