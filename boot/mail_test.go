@@ -1,7 +1,6 @@
 package boot
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,46 +18,11 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/smtptest"
+	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
 
 // ---- the app, served for real ----------------------------------------------
-
-// testClock is a settable clock shared by the app and the worker.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const testBaseURL = "https://latchkey.example"
 
@@ -68,14 +32,14 @@ type testApp struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 	outbox *models.Outbox
 	once   sync.Once
 }
 
 // startApp builds the app as Run does (boot.New) on dbPath with SMTP at
 // 127.0.0.1:smtpPort and serves it on a loopback port.
-func startApp(t *testing.T, dbPath string, smtpPort int, clk *testClock) *testApp {
+func startApp(t *testing.T, dbPath string, smtpPort int, clk *testkit.Clock) *testApp {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DB = dbPath
@@ -85,7 +49,7 @@ func startApp(t *testing.T, dbPath string, smtpPort int, clk *testClock) *testAp
 	cfg.SMTP.From = "Latchkey <noreply@latchkey.example>"
 	cfg.BcryptCost = 4 // the cost itself is tested in models
 	cfg.ShutdownTimeout = 5 * time.Second
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	app, err := New(ctx, cfg, log, clk.Now)
@@ -212,7 +176,9 @@ func (a *testApp) waitOutbox(cond func(models.OutboxStats) bool, within time.Dur
 	}
 }
 
-func newClock() *testClock { return &testClock{t: time.Now().UTC().Truncate(time.Millisecond)} }
+// newClock is a settable clock shared by the app and the worker, starting now
+// (to the millisecond).
+func newClock() *testkit.Clock { return testkit.NewClock(time.Now().UTC().Truncate(time.Millisecond)) }
 
 var (
 	resetLinkRE = regexp.MustCompile(regexp.QuoteMeta(testBaseURL) + `/reset-password\?access_token=([A-Za-z0-9]{64})`)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/smtptest"
+	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -165,7 +166,7 @@ func TestOutboxWorker(t *testing.T) {
 		link := testBaseURL + "/reset-password?access_token=" + tok
 		enqueue(t, db, clk.Now(), models.Email{Kind: KindResetPassword, To: "victim@example.com", Subject: "s", Text: link, HTML: link})
 		fs := &fakeSender{err: errors.New("550 5.1.1 <victim@example.com>: mailbox unavailable; body was " + link)}
-		logs := &syncBuffer{}
+		logs := &testkit.SyncBuffer{}
 		w := NewOutboxWorker(ob, fs, slog.New(slog.NewTextHandler(logs, nil)), WorkerConfig{})
 		for i := 1; i <= 3; i++ {
 			n, err := w.RunOnce(ctx)
@@ -211,7 +212,7 @@ func TestOutboxWorkerExpiredLinks(t *testing.T) {
 	enqueue(t, db, clk.Now(), models.Email{Kind: KindPasswordChanged, To: "a@example.com", Subject: "changed", Text: "t"})
 	clk.Advance(15 * time.Minute)
 	fs := &fakeSender{}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	w := NewOutboxWorker(ob, fs, slog.New(slog.NewTextHandler(logs, nil)),
 		WorkerConfig{MaxAge: map[string]time.Duration{KindResetPassword: 15 * time.Minute}})
 	if n, err := w.RunOnce(ctx); err != nil || n != 2 {

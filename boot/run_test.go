@@ -1,7 +1,6 @@
 package boot_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,30 +12,13 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/boot"
+	"github.com/latchkey/latchkey/internal/testkit"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startApp runs the whole program (boot.RunReady) on 127.0.0.1:0 with env
 // and returns its base URL, its log and a stop function that waits for a
 // clean shutdown.
-func startApp(t *testing.T, env map[string]string) (string, *syncBuffer, func() error) {
+func startApp(t *testing.T, env map[string]string) (string, *testkit.SyncBuffer, func() error) {
 	t.Helper()
 	dir := t.TempDir()
 	vars := map[string]string{
@@ -48,7 +30,7 @@ func startApp(t *testing.T, env map[string]string) (string, *syncBuffer, func() 
 	for k, v := range env {
 		vars[k] = v
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)

@@ -9,7 +9,6 @@ package e2e
 // failure (CI installs chromium and sets it).
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -21,7 +20,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +27,7 @@ import (
 
 	"github.com/latchkey/latchkey/boot"
 	"github.com/latchkey/latchkey/internal/smtptest"
+	"github.com/latchkey/latchkey/internal/testkit"
 )
 
 // browserChromium finds Chromium or skips (fails under LATCHKEY_E2E_REQUIRE=1).
@@ -48,24 +47,6 @@ func browserChromium(t *testing.T) string {
 
 // ---- the app ------------------------------------------------------------------
 
-// syncLog is the app's log, kept for a failing test.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // browserStartApp serves the real app on a loopback port and returns its
 // base URL and the SMTP server its mail goes to.
 func browserStartApp(t *testing.T) (string, *smtptest.Server) {
@@ -82,7 +63,7 @@ func browserStartApp(t *testing.T) (string, *smtptest.Server) {
 	cfg.BaseURL = base
 	cfg.SMTP.Host, cfg.SMTP.Port, cfg.SMTP.TLS = "127.0.0.1", mails.Port(), "none"
 	cfg.ShutdownTimeout = 5 * time.Second
-	logs := &syncLog{}
+	logs := &testkit.SyncBuffer{} // the app's log, kept for a failing test
 	ctx, cancel := context.WithCancel(context.Background())
 	app, err := boot.New(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), nil)
 	if err != nil {

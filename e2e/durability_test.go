@@ -48,6 +48,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/latchkey/latchkey/internal/smtptest"
+	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/views/email"
 )
 
@@ -105,29 +106,11 @@ func lkpBinary(t testing.TB) string {
 	return lkpBuild.path
 }
 
-// lkpLog collects a child's output; safe for concurrent use.
-type lkpLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lkpLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lkpLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // lkpProc is one running latchkey process.
 type lkpProc struct {
 	cmd  *exec.Cmd
 	Base string // http://127.0.0.1:port
-	Log  *lkpLog
+	Log  *testkit.SyncBuffer
 	done chan struct{} // closed when the process has exited
 	err  error         // Wait's answer, once done is closed
 }
@@ -152,7 +135,7 @@ func lkpStart(t testing.TB, bin string, settings map[string]string) *lkpProc {
 	for k, v := range vars {
 		env = append(env, k+"="+v)
 	}
-	p := &lkpProc{Log: &lkpLog{}, done: make(chan struct{})}
+	p := &lkpProc{Log: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = env
 	p.cmd.Stdout = p.Log

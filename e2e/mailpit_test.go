@@ -9,7 +9,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -26,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/testkit"
 )
 
 // mailpitEnv returns the Mailpit SMTP address and API URL, skipping (or,
@@ -46,24 +47,6 @@ func mailpitEnv(t *testing.T) (smtpHost, smtpPort, api string) {
 	return host, port, api
 }
 
-// lockedBuffer collects the binary's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func freePort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -78,7 +61,7 @@ func freePort(t *testing.T) string {
 type server struct {
 	base string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testkit.SyncBuffer // the binary's output
 	done chan error
 	once sync.Once
 }
@@ -96,7 +79,7 @@ func startServer(t *testing.T, env map[string]string) *server {
 	t.Logf("built the binary in %v", time.Since(start).Round(time.Millisecond))
 
 	addr := freePort(t)
-	s := &server{base: "http://" + addr, out: &lockedBuffer{}, done: make(chan error, 1)}
+	s := &server{base: "http://" + addr, out: &testkit.SyncBuffer{}, done: make(chan error, 1)}
 	s.cmd = exec.Command(bin)
 	s.cmd.Env = append(os.Environ(), "LATCHKEY_ADDR="+addr, "LATCHKEY_BASE_URL="+s.base)
 	for k, v := range env {

@@ -24,6 +24,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -67,7 +68,7 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clk := &clock{t: time.Date(2026, 11, 25, 23, 54, 13, 199e6, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 11, 25, 23, 54, 13, 199e6, time.UTC))
 	if o.hash.BcryptCost == 0 {
 		o.hash.BcryptCost = 4
 	}

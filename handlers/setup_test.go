@@ -8,33 +8,15 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // testEnv is a real Echo server over a real SQLite file, with a fixed clock.
 type testEnv struct {
@@ -42,7 +24,7 @@ type testEnv struct {
 	e     *echo.Echo
 	users *models.Users
 	db    *models.DB
-	clock *clock
+	clock *testkit.Clock
 	h     *handlers.Handler
 }
 
@@ -59,7 +41,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clk := &clock{t: time.Date(2026, 11, 25, 23, 54, 13, 199e6, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 11, 25, 23, 54, 13, 199e6, time.UTC))
 	mcfg := models.Config{Now: clk.Now}
 	hopts := handlers.Options{BaseURL: "http://localhost:3000", Now: clk.Now}
 	for _, o := range opts {

@@ -3,29 +3,12 @@ package models_test
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // mustOpenDB opens a fresh database file in t.TempDir().
 func mustOpenDB(t testing.TB) *models.DB {
@@ -40,9 +23,9 @@ func mustOpenDB(t testing.TB) *models.DB {
 
 // newUsers returns the service over a fresh database with a test clock and
 // a cheap bcrypt cost.
-func newUsers(t testing.TB, cfg models.Config) (*models.Users, *testClock) {
+func newUsers(t testing.TB, cfg models.Config) (*models.Users, *testkit.Clock) {
 	t.Helper()
-	clk := &testClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	if cfg.Now == nil {
 		cfg.Now = clk.Now
 	}

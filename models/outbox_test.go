@@ -8,17 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
 
-// outboxClock is a settable clock for outbox tests.
-type outboxClock struct{ t time.Time }
-
-func (c *outboxClock) Now() time.Time      { return c.t }
-func (c *outboxClock) Add(d time.Duration) { c.t = c.t.Add(d) }
-func newOutboxClock() *outboxClock {
-	return &outboxClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+// newOutboxClock is a settable clock for outbox tests, at a fixed date.
+func newOutboxClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 }
+
 func enqueueAt(t *testing.T, db *models.DB, now time.Time, e models.Email) {
 	t.Helper()
 	err := db.Write(context.Background(), now, func(tx *models.Tx) error { return tx.EnqueueEmail(context.Background(), e) })
@@ -45,7 +43,7 @@ func TestOutbox(t *testing.T) {
 		clk := newOutboxClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
 		enqueueAt(t, db, clk.Now(), models.Email{Kind: "reset-password", To: "a@example.com", Subject: "A", HTML: "<p>a</p>", Text: "a"})
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 		enqueueAt(t, db, clk.Now(), models.Email{Kind: "verify-email", To: "b@example.com", Subject: "B", HTML: "<p>b</p>", Text: "b"})
 
 		due, err := ob.Due(ctx, 10)
@@ -102,11 +100,11 @@ func TestOutbox(t *testing.T) {
 			if d, _ := ob.Due(ctx, 10); len(d) != 0 {
 				t.Fatalf("failure %d: due at once, want after the backoff", i+1)
 			}
-			clk.Add(want - time.Millisecond)
+			clk.Advance(want - time.Millisecond)
 			if d, _ := ob.Due(ctx, 10); len(d) != 0 {
 				t.Fatalf("failure %d: due 1ms early", i+1)
 			}
-			clk.Add(time.Millisecond)
+			clk.Advance(time.Millisecond)
 			if d, _ := ob.Due(ctx, 10); len(d) != 1 {
 				t.Fatalf("failure %d: not due after the backoff", i+1)
 			}
@@ -183,7 +181,7 @@ func TestOutbox(t *testing.T) {
 		enqueueAt(t, db, clk.Now(), models.Email{Kind: "k", To: "b@example.com", Subject: "B"})
 		due, _ := ob.Due(ctx, 10)
 		_ = ob.MarkSent(ctx, due[0].ID)
-		clk.Add(time.Hour)
+		clk.Advance(time.Hour)
 		n, err := ob.PruneSent(ctx, clk.Now(), 100)
 		if err != nil || n != 1 {
 			t.Fatalf("PruneSent = %d, %v; want 1", n, err)

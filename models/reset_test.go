@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -128,7 +129,7 @@ func TestResetPassword(t *testing.T) {
 	ctx := context.Background()
 	meta := models.ClientMeta{IP: "192.0.2.8"}
 
-	setup := func(t *testing.T) (*models.Users, *testClock, *resetRecorder, *models.User, string) {
+	setup := func(t *testing.T) (*models.Users, *testkit.Clock, *resetRecorder, *models.User, string) {
 		u, clk := newUsers(t, models.Config{})
 		rec := recordResets(u)
 		bob := mustCreate(t, u, "email", "bob@example.com", "password", "bob-pw-1-long")
