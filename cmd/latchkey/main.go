@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,7 +17,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := boot.Run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	err := boot.Run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h printed the settings
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "latchkey:", err)
 		os.Exit(1)
 	}
