@@ -64,10 +64,12 @@ func (s *Users) OnVerifyEmailRequest(fn func(context.Context, *Tx, VerifyEmailRe
 	s.onVerify = append(s.onVerify, fn)
 }
 
-func (s *Users) emitPasswordChanged(ctx context.Context, tx *Tx, ev PasswordChanged) error {
-	for _, fn := range s.onChanged {
+// emit hands an event to its subscribers inside the transaction that made
+// it; the first failure rolls the whole change back.
+func emit[E any](ctx context.Context, tx *Tx, subs []func(context.Context, *Tx, E) error, ev E, name string) error {
+	for _, fn := range subs {
 		if err := fn(ctx, tx, ev); err != nil {
-			return err
+			return fmt.Errorf("models: %s subscriber: %w", name, err)
 		}
 	}
 	return nil
@@ -124,12 +126,7 @@ func (s *Users) RequestPasswordReset(ctx context.Context, email string, meta Cli
 			return err
 		}
 		ev := ResetPasswordRequest{Email: u.Email, AccessToken: tok, User: u, Meta: meta}
-		for _, fn := range s.onReset {
-			if err := fn(ctx, tx, ev); err != nil {
-				return fmt.Errorf("models: resetPasswordRequest subscriber: %w", err)
-			}
-		}
-		return nil
+		return emit(ctx, tx, s.onReset, ev, "resetPasswordRequest")
 	})
 }
 
@@ -190,7 +187,7 @@ func (s *Users) ResetPassword(ctx context.Context, raw, newPassword string, meta
 		if err := tx.Audit(ctx, "reset.completed", u.ID, meta, ""); err != nil {
 			return err
 		}
-		return s.emitPasswordChanged(ctx, tx, PasswordChanged{User: &u, Reason: "reset", Meta: meta})
+		return emit(ctx, tx, s.onChanged, PasswordChanged{User: &u, Reason: "reset", Meta: meta}, "password-changed")
 	})
 	s.cache.dropUser(u.ID)
 	return err
@@ -226,12 +223,7 @@ func (s *Users) RequestVerification(ctx context.Context, userID int64, redirect 
 			return err
 		}
 		ev := VerifyEmailRequest{User: u, Token: tok, Redirect: redirect, Meta: meta}
-		for _, fn := range s.onVerify {
-			if err := fn(ctx, tx, ev); err != nil {
-				return fmt.Errorf("models: verify subscriber: %w", err)
-			}
-		}
-		return nil
+		return emit(ctx, tx, s.onVerify, ev, "verify")
 	})
 }
 

@@ -404,11 +404,7 @@ func (s *Users) UpdateUser(ctx context.Context, id int64, body Fields, keep [32]
 			if err := tx.Audit(ctx, "email.changed", id, meta, ""); err != nil {
 				return err
 			}
-			for _, fn := range s.onEmailChanged {
-				if err := fn(ctx, tx, EmailChanged{User: &next, OldEmail: cur.Email, Meta: meta}); err != nil {
-					return fmt.Errorf("models: email-changed subscriber: %w", err)
-				}
-			}
+			return emit(ctx, tx, s.onEmailChanged, EmailChanged{User: &next, OldEmail: cur.Email, Meta: meta}, "email-changed")
 		}
 		return nil
 	})

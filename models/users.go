@@ -393,7 +393,7 @@ func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, 
 		if err := tx.Audit(ctx, "password.changed", u.ID, meta, "change"); err != nil {
 			return err
 		}
-		return s.emitPasswordChanged(ctx, tx, PasswordChanged{User: u, Reason: "change", Meta: meta})
+		return emit(ctx, tx, s.onChanged, PasswordChanged{User: u, Reason: "change", Meta: meta}, "password-changed")
 	})
 	s.cache.dropUser(u.ID)
 	return err
