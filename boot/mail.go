@@ -35,10 +35,18 @@ const (
 // request's Host header.
 func registerMail(users *models.Users, baseURL string, notify func()) {
 	baseURL = strings.TrimRight(baseURL, "/")
-	poke := func() {
+	// enqueue puts a rendered mail in the outbox and wakes the worker.
+	enqueue := func(ctx context.Context, tx *models.Tx, kind, to string, m email.Message, renderErr error) error {
+		if renderErr != nil {
+			return renderErr
+		}
+		if err := tx.EnqueueEmail(ctx, models.Email{Kind: kind, To: to, Subject: m.Subject, HTML: m.HTML, Text: m.Text}); err != nil {
+			return err
+		}
 		if notify != nil {
 			notify()
 		}
+		return nil
 	}
 	users.OnResetPasswordRequest(func(ctx context.Context, tx *models.Tx, ev models.ResetPasswordRequest) error {
 		m, err := email.RenderReset(ctx, email.ResetData{
@@ -46,14 +54,7 @@ func registerMail(users *models.Users, baseURL string, notify func()) {
 			Link:    ResetLink(baseURL, ev.AccessToken.ID),
 			Minutes: ceilDiv(ev.AccessToken.TTL, 60),
 		})
-		if err != nil {
-			return err
-		}
-		if err := tx.EnqueueEmail(ctx, models.Email{Kind: KindResetPassword, To: ev.Email, Subject: m.Subject, HTML: m.HTML, Text: m.Text}); err != nil {
-			return err
-		}
-		poke()
-		return nil
+		return enqueue(ctx, tx, KindResetPassword, ev.Email, m, err)
 	})
 	users.OnPasswordChanged(func(ctx context.Context, tx *models.Tx, ev models.PasswordChanged) error {
 		m, err := email.RenderPasswordChanged(ctx, email.PasswordChangedData{
@@ -63,27 +64,13 @@ func registerMail(users *models.Users, baseURL string, notify func()) {
 			IP:               ev.Meta.IP,
 			RequestResetLink: baseURL + "/request-password-reset",
 		})
-		if err != nil {
-			return err
-		}
-		if err := tx.EnqueueEmail(ctx, models.Email{Kind: KindPasswordChanged, To: ev.User.Email, Subject: m.Subject, HTML: m.HTML, Text: m.Text}); err != nil {
-			return err
-		}
-		poke()
-		return nil
+		return enqueue(ctx, tx, KindPasswordChanged, ev.User.Email, m, err)
 	})
 	users.OnEmailChanged(func(ctx context.Context, tx *models.Tx, ev models.EmailChanged) error {
 		m, err := email.RenderEmailChanged(ctx, email.EmailChangedData{
 			OldEmail: ev.OldEmail, NewEmail: ev.User.Email, When: tx.Now(), IP: ev.Meta.IP,
 		})
-		if err != nil {
-			return err
-		}
-		if err := tx.EnqueueEmail(ctx, models.Email{Kind: KindEmailChanged, To: ev.OldEmail, Subject: m.Subject, HTML: m.HTML, Text: m.Text}); err != nil {
-			return err
-		}
-		poke()
-		return nil
+		return enqueue(ctx, tx, KindEmailChanged, ev.OldEmail, m, err)
 	})
 	users.OnVerifyEmailRequest(func(ctx context.Context, tx *models.Tx, ev models.VerifyEmailRequest) error {
 		m, err := email.RenderVerify(ctx, email.VerifyData{
@@ -91,14 +78,7 @@ func registerMail(users *models.Users, baseURL string, notify func()) {
 			Link:  ConfirmLink(baseURL, ev.User.ID, ev.Redirect, ev.Token),
 			Hours: ceilDiv(users.Config().VerifyTTL, 3600),
 		})
-		if err != nil {
-			return err
-		}
-		if err := tx.EnqueueEmail(ctx, models.Email{Kind: KindVerifyEmail, To: ev.User.Email, Subject: m.Subject, HTML: m.HTML, Text: m.Text}); err != nil {
-			return err
-		}
-		poke()
-		return nil
+		return enqueue(ctx, tx, KindVerifyEmail, ev.User.Email, m, err)
 	})
 }
 
