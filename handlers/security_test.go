@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -98,30 +97,6 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	h.Register(e)
 	env.testEnv = &testEnv{t: t, e: e, users: users, db: db, clock: clk, h: h}
 	return env
-}
-
-// from sends a request from the TCP peer ip (host only).
-func (env *testEnv) from(ip, method, path, body string, headers ...string) response {
-	env.t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	req.RemoteAddr = peerAddr(ip)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
-	rec := httptest.NewRecorder()
-	env.e.ServeHTTP(rec, req)
-	return response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}
-}
-
-func peerAddr(ip string) string {
-	if strings.Contains(ip, ":") {
-		return "[" + ip + "]:4711"
-	}
-	return ip + ":4711"
 }
 
 func loginBody(email, password string) string {

@@ -3,7 +3,6 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -82,16 +81,19 @@ func (r response) errorOf(t *testing.T) map[string]any {
 	return m
 }
 
-// do sends a request. body may be "" (none); contentType "" means JSON when
-// there is a body. headers are "Name: value" strings.
+// do sends a request from the test's usual client address (192.0.2.1).
+// body may be "" (none) and is sent as JSON otherwise; headers are
+// "Name: value" strings (a Content-Type there wins).
 func (env *testEnv) do(method, path, body string, headers ...string) response {
 	env.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req := httptest.NewRequest(method, path, rd)
-	req.RemoteAddr = "192.0.2.1:1234"
+	return env.from("192.0.2.1", method, path, body, headers...)
+}
+
+// from sends a request from the TCP peer ip (host only).
+func (env *testEnv) from(ip, method, path, body string, headers ...string) response {
+	env.t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.RemoteAddr = peerAddr(ip)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -102,6 +104,13 @@ func (env *testEnv) do(method, path, body string, headers ...string) response {
 	rec := httptest.NewRecorder()
 	env.e.ServeHTTP(rec, req)
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}
+}
+
+func peerAddr(ip string) string {
+	if strings.Contains(ip, ":") {
+		return "[" + ip + "]:4711"
+	}
+	return ip + ":4711"
 }
 
 // signup creates a user through the API and fails the test otherwise.
