@@ -23,8 +23,10 @@ import (
 // "Basic base64(token:)". Cookies are never read: they must not
 // authenticate the JSON API.
 func TokenFromRequest(r *http.Request) string {
-	if vs, ok := r.URL.Query()["access_token"]; ok && len(vs) > 0 {
-		return vs[0]
+	if r.URL.RawQuery != "" { // most API calls have no query: skip parsing one
+		if vs, ok := r.URL.Query()["access_token"]; ok && len(vs) > 0 {
+			return vs[0]
+		}
 	}
 	if v, ok := r.Header["X-Access-Token"]; ok && len(v) > 0 {
 		return v[0]
