@@ -27,9 +27,8 @@ const (
 // seed's boot script does with user.on('resetPasswordRequest', ...). Each
 // subscriber renders views/email and puts the message in the outbox inside
 // the event's transaction, so the token and its mail commit together or not
-// at all. notify (may be nil) wakes the outbox worker; it is called inside
-// the transaction, and the worker's read waits for the commit on the single
-// writer connection (models.Outbox.Due).
+// at all. notify (may be nil) wakes this process's outbox worker once the
+// transaction has committed (other replicas find the mail at their next poll).
 //
 // Links are built only from baseURL (LATCHKEY_BASE_URL), never from a
 // request's Host header.
@@ -44,7 +43,7 @@ func registerMail(users *models.Users, baseURL string, notify func()) {
 			return err
 		}
 		if notify != nil {
-			notify()
+			tx.AfterCommit(notify)
 		}
 		return nil
 	}

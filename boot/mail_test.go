@@ -295,7 +295,7 @@ func TestResetJourneyOverSMTP(t *testing.T) {
 		t.Fatalf("outbox %+v", st)
 	}
 	var bodies int
-	if err := a.app.DB.Reader().QueryRow(`SELECT count(*) FROM outbox WHERE html != '' OR text != ''`).Scan(&bodies); err != nil || bodies != 0 {
+	if err := a.app.DB.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE html != '' OR text != ''`).Scan(&bodies); err != nil || bodies != 0 {
 		t.Fatalf("%d sent messages still hold a body (%v)", bodies, err)
 	}
 
@@ -415,7 +415,7 @@ func TestMailSurvivesSMTPOutage(t *testing.T) {
 		t.Fatalf("outbox %+v", st)
 	}
 	var e models.Email
-	if err := a.app.DB.Reader().QueryRow(`SELECT id, attempts, last_error, html FROM outbox`).Scan(&e.ID, &e.Attempts, &e.LastError, &e.HTML); err != nil {
+	if err := a.app.DB.QueryRow(context.Background(), `SELECT id, attempts, last_error, html FROM outbox`).Scan(&e.ID, &e.Attempts, &e.LastError, &e.HTML); err != nil {
 		t.Fatal(err)
 	}
 	if e.Attempts < 1 || e.LastError == "" || e.HTML == "" {

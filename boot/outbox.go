@@ -116,7 +116,7 @@ func (w *OutboxWorker) Run(ctx context.Context) {
 
 // RunOnce sends one batch of due messages and returns how many it tried.
 func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
-	due, err := w.outbox.Due(ctx, w.cfg.Batch)
+	due, err := w.outbox.Claim(ctx, w.cfg.Batch)
 	if err != nil {
 		return 0, err
 	}

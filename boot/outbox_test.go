@@ -194,7 +194,7 @@ func TestOutboxWorker(t *testing.T) {
 			t.Fatalf("the log holds the token or the address:\n%s", out)
 		}
 		var stored string
-		_ = db.Reader().QueryRow(`SELECT last_error FROM outbox`).Scan(&stored)
+		_ = db.QueryRow(context.Background(), `SELECT last_error FROM outbox`).Scan(&stored)
 		if strings.Contains(stored, tok) {
 			t.Fatalf("last_error holds the token: %s", stored)
 		}
@@ -226,7 +226,7 @@ func TestOutboxWorkerExpiredLinks(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	var html, text, lastErr string
-	_ = db.Reader().QueryRow(`SELECT html, text, last_error FROM outbox WHERE kind = ?`, KindResetPassword).Scan(&html, &text, &lastErr)
+	_ = db.QueryRow(context.Background(), `SELECT html, text, last_error FROM outbox WHERE kind = ?`, KindResetPassword).Scan(&html, &text, &lastErr)
 	if html != "" || text != "" || !strings.Contains(lastErr, "expired") {
 		t.Fatalf("expired row: html %q text %q last_error %q", html, text, lastErr)
 	}

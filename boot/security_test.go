@@ -65,7 +65,7 @@ func serve(app *boot.App, peer, method, path, body string, headers ...string) an
 func storedHash(t *testing.T, app *boot.App, email string) string {
 	t.Helper()
 	var h string
-	if err := app.DB.Reader().QueryRow(`SELECT password_hash FROM users WHERE email_key = ?`, email).Scan(&h); err != nil {
+	if err := app.DB.QueryRow(context.Background(), `SELECT password_hash FROM users WHERE email_key = ?`, email).Scan(&h); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -176,7 +176,7 @@ func TestSecurity_R2_ResetTiming(t *testing.T) {
 		}
 	}
 	var queued int
-	app.DB.Reader().QueryRow(`SELECT count(*) FROM outbox`).Scan(&queued)
+	app.DB.QueryRow(context.Background(), `SELECT count(*) FROM outbox`).Scan(&queued)
 	if queued != n {
 		t.Fatalf("%d mails queued, want %d", queued, n)
 	}

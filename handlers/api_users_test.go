@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -596,7 +597,7 @@ func TestAPIAuditRows(t *testing.T) {
 	env.do("POST", "/api/users/login", `{"email":"alice@example.com","password":"wrong-secret"}`)
 	env.do("POST", "/api/users/change-password", `{"oldPassword":"ecila-pw-1","newPassword":"ecila-pw-2"}`, "Authorization: "+tok)
 	env.do("POST", "/api/users/logout", "", "Authorization: "+tok)
-	rows, err := env.db.Reader().Query(`SELECT kind, coalesce(user_id, 0), ip, user_agent, detail FROM audit_events ORDER BY id`)
+	rows, err := env.db.Query(context.Background(), `SELECT kind, coalesce(user_id, 0), ip, user_agent, detail FROM audit_events ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}

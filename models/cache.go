@@ -11,11 +11,14 @@ import (
 // Correctness first: every write this process makes to a token or a user
 // drops the entry before the write returns, and a load that raced with such
 // a write is not stored (the generation check). An entry is trusted for at
-// most fresh, which bounds staleness when another process (a replica, an
-// admin's sqlite3 shell) changes the database.
+// most fresh, which bounds staleness when something other than Latchkey
+// (an admin's SQL shell) changes the database. Other replicas' writes
+// arrive through the store's change feed (DB.watch); while the feed is
+// down the cache is empty and bypassed.
 type authCache struct {
 	mu     sync.Mutex
 	gen    uint64
+	off    bool // the feed is down: answer nothing, keep nothing
 	max    int
 	fresh  time.Duration
 	tokens map[[32]byte]cachedToken
@@ -60,6 +63,9 @@ func (c *authCache) session(d [32]byte, now time.Time, into *Session) (tokenOK, 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.off {
+		return false, false
+	}
 	e, ok := c.tokens[d]
 	if !ok || !c.isFresh(e.loaded, now) {
 		return false, false
@@ -106,6 +112,9 @@ func (c *authCache) user(id int64, now time.Time) (User, bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.off {
+		return User{}, false
+	}
 	e, ok := c.users[id]
 	if !ok || !c.isFresh(e.loaded, now) {
 		return User{}, false
@@ -126,7 +135,7 @@ func (c *authCache) putUser(u User, gen uint64, now time.Time) {
 // read (the load may have raced it), evicting some entries when full.
 // The caller holds c.mu.
 func putIfCurrent[K comparable, V any](c *authCache, m map[K]V, k K, v V, gen uint64) {
-	if gen != c.gen {
+	if gen != c.gen || c.off {
 		return
 	}
 	if len(m) >= c.max {
@@ -160,6 +169,21 @@ func (c *authCache) dropUser(id int64) {
 			delete(c.tokens, d)
 		}
 	}
+}
+
+// bypass empties the cache and, while on, keeps it empty: nothing may be
+// trusted while changes by other replicas cannot be heard. Turning it off
+// empties it again, for what was missed in between.
+func (c *authCache) bypass(on bool) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.off = on
+	clear(c.tokens)
+	clear(c.users)
 }
 
 // evictSome drops about an eighth of a full map (Go's map order is random

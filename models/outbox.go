@@ -1,12 +1,14 @@
 package models
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -45,6 +47,10 @@ type OutboxConfig struct {
 	Jitter      float64          // ± fraction of the delay; default 0.2, negative for none
 	Now         func() time.Time // default time.Now
 	Rand        func() float64   // uniform in [0,1); default math/rand/v2
+	// Lease is how long a claimed message is left to its sender before
+	// another may send it; default 1 min. It must be longer than a send
+	// may take (the worker's SendTimeout).
+	Lease time.Duration
 }
 
 // Outbox is the queue of mail to send, over the outbox table.
@@ -56,10 +62,10 @@ type OutboxConfig struct {
 // spot the duplicate. Messages are never lost: they stay in the table, due,
 // until sent or dead, across restarts and SMTP outages.
 //
-// There is one worker per process and one process per database file, so
-// "claiming" is a plain read of the due rows followed by one update per
-// message; no lease column is needed. Two processes on one file could both
-// send a message (still at least once, never lost).
+// With several replicas each message is sent by one of them: a sender
+// claims due messages under a lease (Claim) and only then sends them. A
+// replica that dies mid-send leaves its claim to lapse, and another sends
+// the message again (at least once, never lost).
 type Outbox struct {
 	db  *DB
 	cfg OutboxConfig
@@ -86,6 +92,9 @@ func NewOutbox(db *DB, cfg OutboxConfig) *Outbox {
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = time.Minute
 	}
 	return &Outbox{db: db, cfg: cfg}
 }
@@ -115,23 +124,23 @@ func scanEmail(row rowScanner) (*Email, error) {
 	return &e, nil
 }
 
-// Due returns up to limit messages that are neither sent nor dead and whose
-// next attempt is due, oldest first.
-//
-// It reads through the writer connection, not the read pool: a subscriber
-// wakes the worker from inside the transaction that enqueues a message, and
-// a read queued behind that transaction on the single writer sees its row as
-// soon as it commits, so mail goes out at once instead of at the next poll.
-func (o *Outbox) Due(ctx context.Context, limit int) ([]Email, error) {
+// Claim takes up to limit messages that are neither sent nor dead, whose
+// next attempt is due and that no live claim holds, oldest first, and
+// claims them for the Lease: until then no other sender (another replica)
+// takes them. MarkSent, MarkFailed and MarkDead end the claim.
+func (o *Outbox) Claim(ctx context.Context, limit int) ([]Email, error) {
 	if limit <= 0 {
 		limit = 10
 	}
 	var out []Email
 	now := o.now()
 	err := o.db.Write(ctx, now, func(tx *Tx) error {
-		rows, err := tx.tx.QueryContext(ctx, `SELECT `+emailColumns+` FROM outbox
+		rows, err := tx.Query(ctx, `UPDATE outbox SET claimed_until = ? WHERE id IN (
+			SELECT id FROM outbox
 			WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, id LIMIT ?`, ms(now), limit)
+				AND (claimed_until IS NULL OR claimed_until <= ?)
+			ORDER BY next_attempt_at, id LIMIT ?`+o.db.d.skipLocked+`)
+			RETURNING `+emailColumns, ms(now.Add(o.cfg.Lease)), ms(now), ms(now), limit)
 		if err != nil {
 			return err
 		}
@@ -146,25 +155,17 @@ func (o *Outbox) Due(ctx context.Context, limit int) ([]Email, error) {
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("models: outbox due: %w", err)
+		return nil, fmt.Errorf("models: outbox claim: %w", err)
 	}
+	slices.SortFunc(out, func(a, b Email) int {
+		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), cmp.Compare(a.ID, b.ID))
+	})
 	return out, nil
-}
-
-// NextDue is when the earliest pending message is due (zero when none is
-// pending), so a worker can sleep until then.
-func (o *Outbox) NextDue(ctx context.Context) (time.Time, error) {
-	var next sql.NullInt64
-	err := o.db.r.QueryRowContext(ctx, `SELECT min(next_attempt_at) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL`).Scan(&next)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("models: outbox next due: %w", err)
-	}
-	return nullMS(next), nil
 }
 
 // FindEmail returns one message by id.
 func (o *Outbox) FindEmail(ctx context.Context, id int64) (*Email, error) {
-	return scanEmail(o.db.r.QueryRowContext(ctx, `SELECT `+emailColumns+` FROM outbox WHERE id = ?`, id))
+	return scanEmail(o.db.QueryRow(ctx, `SELECT `+emailColumns+` FROM outbox WHERE id = ?`, id))
 }
 
 // MarkSent records that the SMTP server accepted the message and clears its
@@ -172,7 +173,7 @@ func (o *Outbox) FindEmail(ctx context.Context, id int64) (*Email, error) {
 func (o *Outbox) MarkSent(ctx context.Context, id int64) error {
 	now := o.now()
 	return o.db.Write(ctx, now, func(tx *Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = ?, html = '', text = '', last_error = ''
+		_, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = ?, html = '', text = '', last_error = '', claimed_until = NULL
 			WHERE id = ? AND sent_at IS NULL`, ms(now), id)
 		return err
 	})
@@ -208,12 +209,12 @@ func (o *Outbox) MarkFailed(ctx context.Context, id int64, cause error) (Failure
 		f.Attempts++
 		if f.Attempts >= o.cfg.MaxAttempts {
 			f.Dead = true
-			_, err := tx.Exec(ctx, `UPDATE outbox SET attempts = ?, last_error = ?, dead_at = ?, html = '', text = '' WHERE id = ?`,
+			_, err := tx.Exec(ctx, `UPDATE outbox SET attempts = ?, last_error = ?, dead_at = ?, html = '', text = '', claimed_until = NULL WHERE id = ?`,
 				f.Attempts, f.LastError, ms(now), id)
 			return err
 		}
 		f.NextAttemptAt = now.Add(o.Backoff(f.Attempts)).Truncate(time.Millisecond)
-		_, err := tx.Exec(ctx, `UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ? WHERE id = ?`,
+		_, err := tx.Exec(ctx, `UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ?, claimed_until = NULL WHERE id = ?`,
 			f.Attempts, f.LastError, ms(f.NextAttemptAt), id)
 		return err
 	})
@@ -229,7 +230,7 @@ func (o *Outbox) MarkFailed(ctx context.Context, id int64, cause error) (Failure
 func (o *Outbox) MarkDead(ctx context.Context, id int64, reason string) error {
 	now := o.now()
 	return o.db.Write(ctx, now, func(tx *Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE outbox SET dead_at = ?, last_error = ?, html = '', text = ''
+		_, err := tx.Exec(ctx, `UPDATE outbox SET dead_at = ?, last_error = ?, html = '', text = '', claimed_until = NULL
 			WHERE id = ? AND sent_at IS NULL AND dead_at IS NULL`, ms(now), SanitizeError(reason, 500), id)
 		return err
 	})
@@ -264,11 +265,11 @@ func (o *Outbox) Stats(ctx context.Context) (OutboxStats, error) {
 		s      OutboxStats
 		oldest sql.NullInt64
 	)
-	err := o.db.r.QueryRowContext(ctx, `SELECT
-		coalesce(sum(sent_at IS NULL AND dead_at IS NULL), 0),
-		coalesce(sum(sent_at IS NULL AND dead_at IS NULL AND attempts > 0), 0),
-		coalesce(sum(sent_at IS NOT NULL), 0),
-		coalesce(sum(dead_at IS NOT NULL), 0),
+	err := o.db.QueryRow(ctx, `SELECT
+		count(*) FILTER (WHERE sent_at IS NULL AND dead_at IS NULL),
+		count(*) FILTER (WHERE sent_at IS NULL AND dead_at IS NULL AND attempts > 0),
+		count(*) FILTER (WHERE sent_at IS NOT NULL),
+		count(*) FILTER (WHERE dead_at IS NOT NULL),
 		min(CASE WHEN sent_at IS NULL AND dead_at IS NULL THEN created END)
 		FROM outbox`).Scan(&s.Pending, &s.Retrying, &s.Sent, &s.Dead, &oldest)
 	if err != nil {
@@ -283,6 +284,9 @@ func (o *Outbox) Stats(ctx context.Context) (OutboxStats, error) {
 func (o *Outbox) PruneSent(ctx context.Context, before time.Time, limit int) (int64, error) {
 	var n int64
 	err := o.db.Write(ctx, o.now(), func(tx *Tx) error {
+		if ok, err := tx.tryLock(ctx, "prune-outbox"); !ok || err != nil {
+			return err // another replica is pruning
+		}
 		res, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
 			WHERE (sent_at IS NOT NULL AND sent_at < ?) OR (dead_at IS NOT NULL AND dead_at < ?) LIMIT ?)`,
 			ms(before), ms(before), limit)

@@ -38,7 +38,7 @@ func openOutboxDB(t *testing.T) *models.DB {
 func TestOutbox(t *testing.T) {
 	ctx := context.Background()
 
-	t.Run("DueOldestFirstAndSent", func(t *testing.T) {
+	t.Run("ClaimOldestFirstLeaseAndSent", func(t *testing.T) {
 		db := openOutboxDB(t)
 		clk := newOutboxClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
@@ -46,7 +46,7 @@ func TestOutbox(t *testing.T) {
 		clk.Advance(time.Second)
 		enqueueAt(t, db, clk.Now(), models.Email{Kind: "verify-email", To: "b@example.com", Subject: "B", HTML: "<p>b</p>", Text: "b"})
 
-		due, err := ob.Due(ctx, 10)
+		due, err := ob.Claim(ctx, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,8 +56,13 @@ func TestOutbox(t *testing.T) {
 		if due[0].HTML != "<p>a</p>" || due[0].Text != "a" || due[0].To != "a@example.com" || due[0].Kind != "reset-password" {
 			t.Fatalf("due[0] = %+v", due[0])
 		}
-		if d, _ := ob.Due(ctx, 1); len(d) != 1 {
-			t.Fatalf("limit 1 gave %d", len(d))
+		bCreated := clk.Now().Truncate(time.Millisecond)
+		if d, _ := ob.Claim(ctx, 10); len(d) != 0 {
+			t.Fatalf("claimed messages were claimed again: %+v", d)
+		}
+		clk.Advance(2 * time.Minute) // the claims lapse: the sender died
+		if d, _ := ob.Claim(ctx, 1); len(d) != 1 || d[0].Subject != "A" {
+			t.Fatalf("limit 1 after the lease gave %+v, want A", d)
 		}
 		if err := ob.MarkSent(ctx, due[0].ID); err != nil {
 			t.Fatal(err)
@@ -69,7 +74,8 @@ func TestOutbox(t *testing.T) {
 		if e.SentAt.IsZero() || e.HTML != "" || e.Text != "" {
 			t.Fatalf("after MarkSent: %+v, want sent_at set and bodies cleared", e)
 		}
-		due, _ = ob.Due(ctx, 10)
+		clk.Advance(2 * time.Minute)
+		due, _ = ob.Claim(ctx, 10)
 		if len(due) != 1 || due[0].Subject != "B" {
 			t.Fatalf("due after sent = %+v", due)
 		}
@@ -77,7 +83,7 @@ func TestOutbox(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Pending != 1 || st.Sent != 1 || st.Dead != 0 || st.Retrying != 0 || !st.OldestPending.Equal(clk.Now().Truncate(time.Millisecond)) {
+		if st.Pending != 1 || st.Sent != 1 || st.Dead != 0 || st.Retrying != 0 || !st.OldestPending.Equal(bCreated) {
 			t.Fatalf("stats = %+v", st)
 		}
 	})
@@ -87,7 +93,7 @@ func TestOutbox(t *testing.T) {
 		clk := newOutboxClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now, MaxAttempts: 4, Rand: func() float64 { return 0.5 }})
 		enqueueAt(t, db, clk.Now(), models.Email{Kind: "reset-password", To: "a@example.com", Subject: "A", HTML: "h", Text: "t"})
-		due, _ := ob.Due(ctx, 10)
+		due, _ := ob.Claim(ctx, 10)
 		id := due[0].ID
 		for i, want := range []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second} {
 			f, err := ob.MarkFailed(ctx, id, errors.New("dial tcp 127.0.0.1:1025: connection refused"))
@@ -97,15 +103,15 @@ func TestOutbox(t *testing.T) {
 			if f.Dead || f.Attempts != i+1 || f.NextAttemptAt.Sub(clk.Now()) != want {
 				t.Fatalf("failure %d = %+v, want next in %v", i+1, f, want)
 			}
-			if d, _ := ob.Due(ctx, 10); len(d) != 0 {
+			if d, _ := ob.Claim(ctx, 10); len(d) != 0 {
 				t.Fatalf("failure %d: due at once, want after the backoff", i+1)
 			}
 			clk.Advance(want - time.Millisecond)
-			if d, _ := ob.Due(ctx, 10); len(d) != 0 {
+			if d, _ := ob.Claim(ctx, 10); len(d) != 0 {
 				t.Fatalf("failure %d: due 1ms early", i+1)
 			}
 			clk.Advance(time.Millisecond)
-			if d, _ := ob.Due(ctx, 10); len(d) != 1 {
+			if d, _ := ob.Claim(ctx, 10); len(d) != 1 {
 				t.Fatalf("failure %d: not due after the backoff", i+1)
 			}
 		}
@@ -123,7 +129,7 @@ func TestOutbox(t *testing.T) {
 		if e.DeadAt.IsZero() || e.HTML != "" || e.Text != "" || e.LastError != "still down" || e.Attempts != 4 {
 			t.Fatalf("dead row = %+v", e)
 		}
-		if d, _ := ob.Due(ctx, 10); len(d) != 0 {
+		if d, _ := ob.Claim(ctx, 10); len(d) != 0 {
 			t.Fatal("a dead message is due")
 		}
 		if _, err := ob.MarkFailed(ctx, id, errors.New("x")); !errors.Is(err, models.ErrNotFound) {
@@ -160,7 +166,7 @@ func TestOutbox(t *testing.T) {
 		clk := newOutboxClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
 		enqueueAt(t, db, clk.Now(), models.Email{Kind: "reset-password", To: "a@example.com", Subject: "A", HTML: "h", Text: "t"})
-		due, _ := ob.Due(ctx, 10)
+		due, _ := ob.Claim(ctx, 10)
 		tok := models.NewTokenID()
 		f, err := ob.MarkFailed(ctx, due[0].ID, errors.New("554 rejected\r\nhttp://x/reset-password?access_token="+tok+" "+strings.Repeat("é", 400)))
 		if err != nil {
@@ -179,7 +185,7 @@ func TestOutbox(t *testing.T) {
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
 		enqueueAt(t, db, clk.Now(), models.Email{Kind: "k", To: "a@example.com", Subject: "A"})
 		enqueueAt(t, db, clk.Now(), models.Email{Kind: "k", To: "b@example.com", Subject: "B"})
-		due, _ := ob.Due(ctx, 10)
+		due, _ := ob.Claim(ctx, 10)
 		_ = ob.MarkSent(ctx, due[0].ID)
 		clk.Advance(time.Hour)
 		n, err := ob.PruneSent(ctx, clk.Now(), 100)

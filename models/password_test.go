@@ -58,16 +58,13 @@ func TestBcryptjsHashesVerify(t *testing.T) {
 	u, _ := newUsers(t, models.Config{})
 	user := mustCreate(t, u, "email", "legacy@example.com", "password", "placeholder-1")
 	x := fx.Hashes[0]
-	if _, err := u.DB().Reader().Exec(`SELECT 1`); err != nil {
-		t.Fatal(err)
-	}
 	importHash(t, u, user.ID, x.Hash)
 	if _, _, err := u.Login(ctx, models.Credentials{Email: "legacy@example.com", Password: x.Password}, models.ClientMeta{}); err != nil {
 		t.Fatalf("login with an imported bcryptjs hash: %v", err)
 	}
 	var hash string
 	var nfkc bool
-	u.DB().Reader().QueryRow(`SELECT password_hash, password_nfkc FROM users WHERE id = ?`, user.ID).Scan(&hash, &nfkc)
+	u.DB().QueryRow(context.Background(), `SELECT password_hash, password_nfkc FROM users WHERE id = ?`, user.ID).Scan(&hash, &nfkc)
 	if hash == x.Hash || !nfkc {
 		t.Fatalf("hash not upgraded: %s %v", hash, nfkc)
 	}
@@ -270,7 +267,7 @@ func TestHashUpgrade(t *testing.T) {
 			t.Fatal(err)
 		}
 		var hash string
-		db.Reader().QueryRow(`SELECT password_hash FROM users WHERE id = ?`, a.ID).Scan(&hash)
+		db.QueryRow(context.Background(), `SELECT password_hash FROM users WHERE id = ?`, a.ID).Scan(&hash)
 		if !strings.HasPrefix(hash, step.prefix) {
 			t.Fatalf("hash %s, want prefix %s", hash, step.prefix)
 		}

@@ -165,6 +165,7 @@ func (s *Users) ResetPassword(ctx context.Context, raw, newPassword string, meta
 	now := s.now()
 	u := sess.User
 	err = s.db.Write(ctx, now, func(tx *Tx) error {
+		tx.dropUser(u.ID)
 		// Consume first: if another request used the token meanwhile, stop.
 		res, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE digest = ? AND scopes = ?`, sess.Token.Digest[:], ScopeReset)
 		if err != nil {
@@ -189,7 +190,6 @@ func (s *Users) ResetPassword(ctx context.Context, raw, newPassword string, meta
 		}
 		return emit(ctx, tx, s.onChanged, PasswordChanged{User: &u, Reason: "reset", Meta: meta}, "password-changed")
 	})
-	s.cache.dropUser(u.ID)
 	return err
 }
 
@@ -246,6 +246,7 @@ func (s *Users) ConfirmEmail(ctx context.Context, uid, token string, meta Client
 	d := Digest(token)
 	now := s.now()
 	err = s.db.Write(ctx, now, func(tx *Tx) error {
+		tx.dropUser(u.ID)
 		res, err := tx.Exec(ctx, `DELETE FROM verification_tokens WHERE digest = ? AND user_id = ? AND expires > ? AND email = ?`,
 			d[:], u.ID, ms(now), u.Email)
 		if err != nil {
@@ -261,7 +262,6 @@ func (s *Users) ConfirmEmail(ctx context.Context, uid, token string, meta Client
 		}
 		return tx.Audit(ctx, "email.verified", u.ID, meta, "")
 	})
-	s.cache.dropUser(u.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ const maxListedSessions = 200
 // first.
 func (s *Users) ListSessions(ctx context.Context, sess *Session) ([]SessionInfo, error) {
 	now := s.now()
-	rows, err := s.db.r.QueryContext(ctx, `SELECT `+tokenColumns+` FROM access_tokens
+	rows, err := s.db.Query(ctx, `SELECT `+tokenColumns+` FROM access_tokens
 		WHERE user_id = ? AND scopes = ? AND (expires IS NULL OR expires > ?)
 		ORDER BY COALESCE(last_used, created) DESC, created DESC LIMIT ?`,
 		sess.User.ID, ScopeSession, ms(now), maxListedSessions)
@@ -68,7 +68,7 @@ func (s *Users) RevokeSession(ctx context.Context, sess *Session, handle string,
 	var gone [][32]byte
 	err = s.db.Write(ctx, s.now(), func(tx *Tx) error {
 		gone = gone[:0]
-		rows, err := tx.tx.QueryContext(ctx, `DELETE FROM access_tokens
+		rows, err := tx.Query(ctx, `DELETE FROM access_tokens
 			WHERE user_id = ? AND scopes = ? AND substr(digest, 1, 8) = ? RETURNING digest`,
 			sess.User.ID, ScopeSession, prefix)
 		if err != nil {
@@ -77,11 +77,11 @@ func (s *Users) RevokeSession(ctx context.Context, sess *Session, handle string,
 		if gone, err = scanDigests(rows); err != nil || len(gone) == 0 {
 			return err
 		}
+		for _, d := range gone {
+			tx.dropToken(d)
+		}
 		return tx.Audit(ctx, "session.revoked", sess.User.ID, meta, "")
 	})
-	for _, d := range gone {
-		s.cache.dropToken(d)
-	}
 	return len(gone) > 0, err
 }
 
@@ -98,6 +98,7 @@ func (s *Users) RevokeOtherSessions(ctx context.Context, sess *Session, password
 	}
 	var n int64
 	err = s.db.Write(ctx, s.now(), func(tx *Tx) error {
+		tx.dropUser(u.ID)
 		res, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE user_id = ? AND scopes = ? AND digest != ?`,
 			u.ID, ScopeSession, sess.Token.Digest[:])
 		if err != nil {
@@ -108,7 +109,6 @@ func (s *Users) RevokeOtherSessions(ctx context.Context, sess *Session, password
 		}
 		return tx.Audit(ctx, "session.revoked-others", u.ID, meta, "")
 	})
-	s.cache.dropUser(u.ID)
 	return n, err
 }
 

@@ -3,206 +3,275 @@ package models
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"net/url"
-	"os"
-	"path/filepath"
-	"runtime"
-	"sort"
 	"strings"
+	"sync"
 	"time"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
-//go:embed migrations/*.sql
-var migrationFS embed.FS
-
-// DB is the SQLite store: one writer connection (SQLite has a single writer;
-// serialising writes in Go avoids SQLITE_BUSY storms) and a pool of readers.
-// WAL lets the readers run while the writer writes.
+// DB is the store: SQLite (one file, the embedded default) or PostgreSQL
+// (any number of replicas on one database), told apart by the DSN given to
+// Open. Its wrappers (QueryRow, Query, Write and Tx's methods) are the only
+// way to the connection pools: they rewrite placeholders for the dialect and
+// carry the change feed that keeps every replica's auth cache honest.
 type DB struct {
-	path string
-	w    *sql.DB // exactly one connection; every write goes through it
-	r    *sql.DB // read-only pool
+	w *sql.DB // SQLite: exactly one connection, every write goes through it; PostgreSQL: the pool
+	r *sql.DB // SQLite: the read-only pool; PostgreSQL: the same pool as w
+	d *dialect
+
+	path string // SQLite: the file; PostgreSQL: ""
+	feed *feed  // PostgreSQL: LISTEN/NOTIFY; nil on SQLite (one process per file)
+
+	mu       sync.Mutex
+	watchers []cacheWatcher
 }
 
 // Tx is a write transaction. Model methods that must change several tables
 // atomically (a reset token and the email that carries it) share one.
 type Tx struct {
-	tx  *sql.Tx
-	now time.Time
+	tx      *sql.Tx
+	db      *DB
+	now     time.Time
+	changes []change
+	after   []func()
 }
 
-// Exec runs a statement inside the transaction.
-func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, query, args...)
-}
-
-// QueryRow runs a query inside the transaction.
-func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, query, args...)
-}
-
-// Now is the time the transaction started, from the injected clock.
-func (t *Tx) Now() time.Time { return t.now }
-
-// Open opens (creating if needed) the database file at path, applies the
-// pragmas and the embedded migrations.
-func Open(ctx context.Context, path string) (*DB, error) {
-	if path == "" {
-		return nil, errors.New("models: empty database path")
-	}
-	if path != ":memory:" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-			return nil, fmt.Errorf("models: create database folder: %w", err)
-		}
-	}
-	pragmas := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(5000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
-		pragmas.Add("_pragma", p)
-	}
-	wdsn := "file:" + path + "?" + pragmas.Encode() + "&_txlock=immediate"
-	w, err := sql.Open("sqlite", wdsn)
+// Open opens the store named by dsn, creating and migrating it as needed:
+//   - a path, or file:path → SQLite (the file and its folder are created);
+//   - postgres:// or postgresql:// → PostgreSQL through pgx;
+//   - any other scheme → an error that says what is accepted.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	kind, err := storeKind(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("models: open %s: %w", path, err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
-
-	db := &DB{path: path, w: w}
-	if err := db.migrate(ctx); err != nil {
-		w.Close()
 		return nil, err
 	}
-
-	// Each reader keeps its own page cache (SQLite's default is 2 MiB a
-	// connection). Readers look single rows up by key, and the hot upper
-	// levels of the indexes fit in 512 KiB; the rest comes from the OS page
-	// cache, which is not the process's RSS. With a million users this keeps
-	// the pool's RSS 6 MiB lower (BENCHMARKS.md).
-	rp := url.Values{}
-	for _, p := range []string{"busy_timeout(5000)", "foreign_keys(1)", "query_only(1)", "cache_size(-512)"} {
-		rp.Add("_pragma", p)
+	if kind == "postgres" {
+		return openPostgres(ctx, dsn)
 	}
-	r, err := sql.Open("sqlite", "file:"+path+"?"+rp.Encode())
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("models: open readers %s: %w", path, err)
-	}
-	n := max(2, runtime.GOMAXPROCS(0)*2)
-	r.SetMaxOpenConns(n)
-	r.SetMaxIdleConns(n)
-	r.SetConnMaxLifetime(0)
-	r.SetConnMaxIdleTime(0)
-	db.r = r
-	if err := r.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("models: ping %s: %w", path, err)
-	}
-	return db, nil
+	return openSQLite(ctx, strings.TrimPrefix(dsn, "file:"))
 }
 
-// Close checkpoints the WAL and closes every connection.
+// storeKind tells "sqlite" from "postgres" by the DSN's scheme.
+func storeKind(dsn string) (string, error) {
+	switch {
+	case dsn == "":
+		return "", errors.New("models: empty database name: give a file path or a postgres:// URL")
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return "postgres", nil
+	case strings.HasPrefix(dsn, "file:"):
+		if strings.Contains(dsn, "?") {
+			return "", fmt.Errorf("models: %q: a SQLite file takes no parameters (the store sets its own)", dsn)
+		}
+		return "sqlite", nil
+	}
+	if scheme, _, ok := strings.Cut(dsn, "://"); ok && !strings.ContainsAny(scheme, `/\.`) {
+		return "", fmt.Errorf("models: unsupported database scheme %q: use a file path, file:PATH, postgres:// or postgresql://", scheme+"://")
+	}
+	return "sqlite", nil
+}
+
+// Dialect names the store: "sqlite" or "postgres".
+func (db *DB) Dialect() string { return db.d.name }
+
+// Path is the SQLite database file ("" on PostgreSQL).
+func (db *DB) Path() string { return db.path }
+
+// Close stops the change feed and closes every connection (on SQLite it
+// checkpoints the WAL first, so a clean shutdown leaves one file).
 func (db *DB) Close() error {
 	var errs []error
-	if db.r != nil {
+	if db.feed != nil {
+		db.feed.close()
+	}
+	if db.r != nil && db.r != db.w {
 		errs = append(errs, db.r.Close())
 	}
 	if db.w != nil {
-		// A clean shutdown folds the WAL back into the main file.
-		_, _ = db.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		if db.d.name == "sqlite" {
+			_, _ = db.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		}
 		errs = append(errs, db.w.Close())
 	}
 	return errors.Join(errs...)
 }
 
-// Path is the database file.
-func (db *DB) Path() string { return db.path }
-
 // Ping checks that the database answers a read.
 func (db *DB) Ping(ctx context.Context) error {
 	var one int
-	return db.r.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+	return db.QueryRow(ctx, "SELECT 1").Scan(&one)
 }
 
-// IntegrityCheck runs PRAGMA integrity_check and returns its verdict ("ok" when sound).
+// IntegrityCheck runs SQLite's integrity_check ("ok" when sound); on
+// PostgreSQL, which checks its own pages, it reports "ok" when the database
+// answers.
 func (db *DB) IntegrityCheck(ctx context.Context) (string, error) {
+	if db.d.name != "sqlite" {
+		return "ok", db.Ping(ctx)
+	}
 	var res string
-	err := db.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&res)
+	err := db.QueryRow(ctx, "PRAGMA integrity_check").Scan(&res)
 	return res, err
 }
 
-// Write runs fn in one immediate write transaction on the writer connection,
-// committing when fn returns nil.
+// QueryRow runs a query that changes nothing on the read pool.
+func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return db.r.QueryRowContext(ctx, db.d.rebind(query), args...)
+}
+
+// Query runs a query that changes nothing on the read pool.
+func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return db.r.QueryContext(ctx, db.d.rebind(query), args...)
+}
+
+// Write runs fn in one write transaction, committing when fn returns nil.
+// On SQLite it is an immediate transaction on the single writer. Cache
+// invalidations fn recorded (Tx.dropToken, Tx.dropUser) reach this
+// process's caches when it returns, and every other replica's through the
+// change feed; on PostgreSQL Write returns only once its own notification
+// came back, so a client told "logged out" finds the token dead on any
+// replica it asks next.
 func (db *DB) Write(ctx context.Context, now time.Time, fn func(*Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("models: begin: %w", err)
 	}
-	if err := fn(&Tx{tx: tx, now: now}); err != nil {
+	t := &Tx{tx: tx, db: db, now: now}
+	var wait *echo
+	err = fn(t)
+	if err == nil && len(t.changes) > 0 && db.feed != nil {
+		wait, err = db.feed.publish(ctx, t, t.changes)
+	}
+	if err != nil {
 		_ = tx.Rollback()
+		db.apply(t.changes) // conservative: forget what fn meant to change
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	db.apply(t.changes)
+	if err != nil {
 		return fmt.Errorf("models: commit: %w", err)
 	}
-	return nil
-}
-
-// Reader is the read pool, for queries that change nothing.
-func (db *DB) Reader() *sql.DB { return db.r }
-
-func (db *DB) migrate(ctx context.Context) error {
-	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version TEXT PRIMARY KEY, applied INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("models: migrations table: %w", err)
+	for _, fn := range t.after {
+		fn()
 	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		version := strings.TrimSuffix(filepath.Base(name), ".sql")
-		body, err := migrationFS.ReadFile(name)
-		if err != nil {
-			return err
-		}
-		err = db.Write(ctx, time.Now(), func(tx *Tx) error {
-			var n int
-			if err := tx.QueryRow(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", version).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			if _, err := tx.Exec(ctx, string(body)); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations(version, applied) VALUES (?, ?)", version, time.Now().UnixMilli())
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("models: migration %s: %w", version, err)
-		}
+	if wait != nil {
+		db.feed.await(ctx, wait)
 	}
 	return nil
 }
 
-// isUnique reports whether err is a UNIQUE constraint violation.
-func isUnique(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+// AfterCommit runs fn once the transaction has committed (never when it
+// rolls back): waking a worker for a row it could not see before.
+func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
+
+// Exec runs a statement inside the transaction.
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.db.d.rebind(query), args...)
+}
+
+// QueryRow runs a query inside the transaction.
+func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.db.d.rebind(query), args...)
+}
+
+// Query runs a query inside the transaction.
+func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.db.d.rebind(query), args...)
+}
+
+// Now is the time the transaction started, from the injected clock.
+func (t *Tx) Now() time.Time { return t.now }
+
+// dropToken records that a token changed or went: every replica's cache
+// forgets it once the transaction is over.
+func (t *Tx) dropToken(d [32]byte) { t.changes = append(t.changes, change{token: d, isToken: true}) }
+
+// dropUser records that a user (and so every token of theirs) changed.
+func (t *Tx) dropUser(id int64) { t.changes = append(t.changes, change{user: id}) }
+
+// tryLock takes a lock named name for the rest of the transaction, across
+// every replica, and reports false when another holds it (PostgreSQL's
+// transaction-scoped advisory lock). SQLite has one writer, so it is
+// always true there.
+func (t *Tx) tryLock(ctx context.Context, name string) (bool, error) {
+	if t.db.d.name == "sqlite" {
+		return true, nil
 	}
-	return false
+	var ok bool
+	err := t.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(?)`, t.db.d.lockID(name)).Scan(&ok)
+	return ok, err
+}
+
+// lock waits for the lock named name and holds it for the rest of the
+// transaction: read-modify-write sequences on one row (a throttle bucket)
+// then run one after another on every replica, as they do on SQLite's
+// single writer.
+func (t *Tx) lock(ctx context.Context, name string) error {
+	if t.db.d.name == "sqlite" {
+		return nil
+	}
+	_, err := t.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, t.db.d.lockID(name))
+	return err
+}
+
+// change is one cache invalidation: a token, or a user and all their tokens.
+type change struct {
+	token   [32]byte
+	isToken bool
+	user    int64
+}
+
+// cacheWatcher is what the feed drives: the auth cache.
+type cacheWatcher interface {
+	dropToken(d [32]byte)
+	dropUser(id int64)
+	// bypass(true) empties the cache and stops it answering until
+	// bypass(false): the feed is down, so nothing it holds can be trusted.
+	bypass(on bool)
+}
+
+// watch registers a cache to be told of every change, local or from
+// another replica.
+func (db *DB) watch(w cacheWatcher) {
+	if w == nil {
+		return
+	}
+	db.mu.Lock()
+	db.watchers = append(db.watchers, w)
+	db.mu.Unlock()
+	if db.feed != nil && !db.feed.up() {
+		w.bypass(true)
+	}
+}
+
+// apply passes changes to the caches of this process.
+func (db *DB) apply(cs []change) {
+	if len(cs) == 0 {
+		return
+	}
+	db.mu.Lock()
+	ws := db.watchers
+	db.mu.Unlock()
+	for _, w := range ws {
+		for _, c := range cs {
+			if c.isToken {
+				w.dropToken(c.token)
+			} else {
+				w.dropUser(c.user)
+			}
+		}
+	}
+}
+
+// setBypass tells every cache the feed went down (true) or is back (false).
+func (db *DB) setBypass(on bool) {
+	db.mu.Lock()
+	ws := db.watchers
+	db.mu.Unlock()
+	for _, w := range ws {
+		w.bypass(on)
+	}
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }

@@ -273,11 +273,11 @@ func (l *Limiter) reserveLogin(ctx context.Context, ak, ik []byte) (<-chan struc
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.cfg.Now()
-	acct, err := readCounter(ctx, l.db.r.QueryRowContext, ak)
+	acct, err := readCounter(ctx, l.db.QueryRow, ak)
 	if err != nil {
 		return nil, err
 	}
-	ip, err := readCounter(ctx, l.db.r.QueryRowContext, ik)
+	ip, err := readCounter(ctx, l.db.QueryRow, ik)
 	if err != nil {
 		return nil, err
 	}
@@ -335,11 +335,14 @@ func (l *Limiter) RecordLogin(ctx context.Context, tx *Tx, key string, meta Clie
 		return err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO throttle(key, n, at, expires) VALUES (?, 1, ?, ?)
-		ON CONFLICT(key) DO UPDATE SET n = CASE WHEN expires <= excluded.at THEN 1 ELSE n + 1 END,
+		ON CONFLICT(key) DO UPDATE SET n = CASE WHEN throttle.expires <= excluded.at THEN 1 ELSE throttle.n + 1 END,
 			at = excluded.at, expires = excluded.expires`, ak, ms(now), ms(now.Add(l.forget()))); err != nil {
 		return err
 	}
 	ik := throttleKey(keyLoginIP, IPKey(meta.IP))
+	if err := tx.lock(ctx, "throttle:"+string(ik)); err != nil {
+		return err
+	}
 	c, err := readCounter(ctx, tx.QueryRow, ik)
 	if err != nil {
 		return err
@@ -375,6 +378,12 @@ func (l *Limiter) AllowMail(ctx context.Context, tx *Tx, kind, addressKey string
 	now := l.cfg.Now()
 	perAddr := 1 / l.cfg.MailInterval.Minutes()
 	ak, ik := throttleKey(keyMail+kind, addressKey), throttleKey(keyMailIP, IPKey(meta.IP))
+	// Read, decide and write each bucket as one step on every replica.
+	for _, k := range [][]byte{ak, ik} {
+		if err := tx.lock(ctx, "throttle:"+string(k)); err != nil {
+			return false, err
+		}
+	}
 	a, err := readCounter(ctx, tx.QueryRow, ak)
 	if err != nil {
 		return false, err
@@ -399,6 +408,9 @@ func (l *Limiter) Prune(ctx context.Context, limit int) (int64, error) {
 	var n int64
 	now := l.cfg.Now()
 	err := l.db.Write(ctx, now, func(tx *Tx) error {
+		if ok, err := tx.tryLock(ctx, "prune-throttle"); !ok || err != nil {
+			return err // another replica is pruning
+		}
 		res, err := tx.Exec(ctx, `DELETE FROM throttle WHERE key IN (
 			SELECT key FROM throttle WHERE expires <= ? LIMIT ?)`, ms(now), limit)
 		if err != nil {

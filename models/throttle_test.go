@@ -52,7 +52,7 @@ func TestThrottleSurvivesRestart(t *testing.T) {
 	}
 	// Nothing in the table names the account or the address tried.
 	var n int
-	if err := db.Reader().QueryRow(`SELECT count(*) FROM throttle WHERE CAST(key AS TEXT) LIKE '%restart%' OR CAST(key AS TEXT) LIKE '%198.51%'`).Scan(&n); err != nil || n != 0 {
+	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM throttle WHERE CAST(key AS TEXT) LIKE '%restart%' OR CAST(key AS TEXT) LIKE '%198.51%'`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("identifiers stored in clear: %d %v", n, err)
 	}
 }
@@ -72,7 +72,7 @@ func TestThrottlePrune(t *testing.T) {
 	}
 	count := func() int {
 		var n int
-		if err := u.DB().Reader().QueryRow(`SELECT count(*) FROM throttle`).Scan(&n); err != nil {
+		if err := u.DB().QueryRow(context.Background(), `SELECT count(*) FROM throttle`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n

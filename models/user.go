@@ -143,7 +143,7 @@ func (s *Users) FindUserByID(ctx context.Context, id int64) (*User, error) {
 		return &u, nil
 	}
 	gen := s.cache.generation()
-	u, err := scanUser(s.db.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
 	if err != nil {
 		return nil, err
 	}
@@ -153,12 +153,12 @@ func (s *Users) FindUserByID(ctx context.Context, id int64) (*User, error) {
 
 // FindUserByEmail looks an address up case-insensitively.
 func (s *Users) FindUserByEmail(ctx context.Context, email string) (*User, error) {
-	return scanUser(s.db.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE email_key = ?`, EmailKey(email)))
+	return scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email_key = ?`, EmailKey(email)))
 }
 
 // FindUserByUsername looks a username up case-insensitively.
 func (s *Users) FindUserByUsername(ctx context.Context, username string) (*User, error) {
-	return scanUser(s.db.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE username_key = ?`, UsernameKey(username)))
+	return scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username_key = ?`, UsernameKey(username)))
 }
 
 // CreateUser validates a sign-up as LoopBack's User.create does and stores
@@ -216,13 +216,9 @@ func (s *Users) CreateUser(ctx context.Context, body Fields, meta ClientMeta) (*
 	u := &User{Email: email, Username: username, EmailVerified: verified, Realm: realm, Profile: profile,
 		PasswordHash: hash, PasswordNFKC: true, Created: now, Updated: now}
 	err = s.db.Write(ctx, now, func(tx *Tx) error {
-		res, err := tx.Exec(ctx, `INSERT INTO users(email, email_key, username, username_key, password_hash, password_nfkc,
-			email_verified, realm, profile, created, updated) VALUES (?,?,?,?,?,1,?,?,?,?,?)`,
-			email, emailKey, nullString(username), nullString(usernameKey), hash, verified, realm, profileJSON(profile), ms(now), ms(now))
-		if err != nil {
-			return err
-		}
-		u.ID, err = res.LastInsertId()
+		err := tx.QueryRow(ctx, `INSERT INTO users(email, email_key, username, username_key, password_hash, password_nfkc,
+			email_verified, realm, profile, created, updated) VALUES (?,?,?,?,?,1,?,?,?,?,?) RETURNING id`,
+			email, emailKey, nullString(username), nullString(usernameKey), hash, flag(verified), realm, profileJSON(profile), ms(now), ms(now)).Scan(&u.ID)
 		if err != nil {
 			return err
 		}
@@ -258,7 +254,7 @@ func (s *Users) checkEmail(ctx context.Context, body Fields, v *ValidationError,
 	}
 	key := EmailKey(email)
 	var id int64
-	err := s.db.r.QueryRowContext(ctx, `SELECT id FROM users WHERE email_key = ?`, key).Scan(&id)
+	err := s.db.QueryRow(ctx, `SELECT id FROM users WHERE email_key = ?`, key).Scan(&id)
 	if err == nil && id != exceptID {
 		v.Add("email", "uniqueness", "Email already exists", lbValue(raw, true))
 	}
@@ -277,7 +273,7 @@ func (s *Users) checkUsername(ctx context.Context, body Fields, v *ValidationErr
 	}
 	key := UsernameKey(username)
 	var id int64
-	err := s.db.r.QueryRowContext(ctx, `SELECT id FROM users WHERE username_key = ?`, key).Scan(&id)
+	err := s.db.QueryRow(ctx, `SELECT id FROM users WHERE username_key = ?`, key).Scan(&id)
 	if err == nil && id != exceptID {
 		v.Add("username", "uniqueness", "User already exists", lbValue(raw, true))
 	}
@@ -315,6 +311,18 @@ func profileJSON(p Fields) string {
 	}
 	b, _ := p.MarshalJSON()
 	return string(b)
+}
+
+// flag stores an optional boolean as NULL, 0 or 1: flags are integers on
+// every store, so one query serves SQLite and PostgreSQL.
+func flag(b *bool) any {
+	switch {
+	case b == nil:
+		return nil
+	case *b:
+		return 1
+	}
+	return 0
 }
 
 func nullString(s string) any {
@@ -382,6 +390,7 @@ func (s *Users) UpdateUser(ctx context.Context, id int64, body Fields, keep [32]
 	now := s.now()
 	next.Updated = now
 	err = s.db.Write(ctx, now, func(tx *Tx) error {
+		tx.dropUser(id)
 		if keep != ([32]byte{}) { // zero: not made with a session (tests, tools)
 			if err := tx.requireToken(ctx, keep); err != nil {
 				return err
@@ -390,7 +399,7 @@ func (s *Users) UpdateUser(ctx context.Context, id int64, body Fields, keep [32]
 		_, err := tx.Exec(ctx, `UPDATE users SET email = ?, email_key = ?, username = ?, username_key = ?, realm = ?,
 			profile = ?, email_verified = ?, updated = ? WHERE id = ?`,
 			next.Email, EmailKey(next.Email), nullString(next.Username), nullString(UsernameKey(next.Username)),
-			next.Realm, profileJSON(next.Profile), next.EmailVerified, ms(now), id)
+			next.Realm, profileJSON(next.Profile), flag(next.EmailVerified), ms(now), id)
 		if err != nil {
 			return err
 		}
@@ -408,7 +417,6 @@ func (s *Users) UpdateUser(ctx context.Context, id int64, body Fields, keep [32]
 		}
 		return nil
 	})
-	s.cache.dropUser(id)
 	if isUnique(err) {
 		var v ValidationError
 		s.checkEmail(ctx, body, &v, id)
@@ -431,6 +439,7 @@ func (s *Users) DeleteUser(ctx context.Context, id int64, meta ClientMeta) (int6
 	var n int64
 	now := s.now()
 	err := s.db.Write(ctx, now, func(tx *Tx) error {
+		tx.dropUser(id)
 		res, err := tx.Exec(ctx, `DELETE FROM users WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -440,7 +449,6 @@ func (s *Users) DeleteUser(ctx context.Context, id int64, meta ClientMeta) (int6
 		}
 		return tx.Audit(ctx, "user.deleted", id, meta, "")
 	})
-	s.cache.dropUser(id)
 	return n, err
 }
 

@@ -107,7 +107,7 @@ func TestProfileCap(t *testing.T) {
 		t.Fatalf("oversized profile: %v", err)
 	}
 	var n int
-	u.DB().Reader().QueryRow(`SELECT count(*) FROM users`).Scan(&n)
+	u.DB().QueryRow(context.Background(), `SELECT count(*) FROM users`).Scan(&n)
 	if n != 1 {
 		t.Fatalf("a refused sign-up was stored: %d users", n)
 	}

@@ -68,6 +68,7 @@ func NewUsers(db *DB, hasher *Hasher, cfg Config) *Users {
 	s := &Users{db: db, hasher: hasher, cfg: cfg}
 	if cfg.CacheSize > 0 {
 		s.cache = newAuthCache(cfg.CacheSize, cfg.CacheFresh)
+		db.watch(s.cache)
 	}
 	return s
 }
@@ -200,6 +201,7 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 	var tok *AccessToken
 	err = s.db.Write(ctx, now, func(tx *Tx) error {
 		if newHash != "" {
+			tx.dropUser(u.ID)
 			if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = ?, password_nfkc = 1 WHERE id = ?`, newHash, u.ID); err != nil {
 				return err
 			}
@@ -220,7 +222,6 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 	}
 	if newHash != "" {
 		u.PasswordHash, u.PasswordNFKC = newHash, true
-		s.cache.dropUser(u.ID)
 	}
 	return tok, u, nil
 }
@@ -299,7 +300,7 @@ func (s *Users) Authenticate(ctx context.Context, raw string, scope string) (*Se
 	tokenOK, userOK := s.cache.session(d, now, sess)
 	if !tokenOK {
 		gen := s.cache.generation()
-		t, err := scanToken(s.db.r.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM access_tokens WHERE digest = ?`, d[:]))
+		t, err := scanToken(s.db.QueryRow(ctx, `SELECT `+tokenColumns+` FROM access_tokens WHERE digest = ?`, d[:]))
 		if errors.Is(err, ErrNotFound) {
 			return nil, nil
 		}
@@ -349,6 +350,7 @@ func (s *Users) Logout(ctx context.Context, sess *Session, meta ClientMeta) (boo
 	var n int64
 	now := s.now()
 	err := s.db.Write(ctx, now, func(tx *Tx) error {
+		tx.dropToken(sess.Token.Digest)
 		res, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE digest = ?`, sess.Token.Digest[:])
 		if err != nil {
 			return err
@@ -358,7 +360,6 @@ func (s *Users) Logout(ctx context.Context, sess *Session, meta ClientMeta) (boo
 		}
 		return tx.Audit(ctx, "logout", sess.User.ID, meta, "")
 	})
-	s.cache.dropToken(sess.Token.Digest)
 	return n > 0, err
 }
 
@@ -381,6 +382,7 @@ func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, 
 	}
 	now := s.now()
 	err = s.db.Write(ctx, now, func(tx *Tx) error {
+		tx.dropUser(u.ID)
 		if err := tx.requireToken(ctx, sess.Token.Digest); err != nil {
 			return err
 		}
@@ -395,7 +397,6 @@ func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, 
 		}
 		return emit(ctx, tx, s.onChanged, PasswordChanged{User: u, Reason: "change", Meta: meta}, "password-changed")
 	})
-	s.cache.dropUser(u.ID)
 	return err
 }
 
@@ -422,6 +423,9 @@ func (s *Users) PruneExpired(ctx context.Context, limit int) (int64, error) {
 	var n int64
 	now := s.now()
 	err := s.db.Write(ctx, now, func(tx *Tx) error {
+		if ok, err := tx.tryLock(ctx, "prune-tokens"); !ok || err != nil {
+			return err // another replica is pruning
+		}
 		res, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE digest IN (
 			SELECT digest FROM access_tokens WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)`, ms(now), limit)
 		if err != nil {

@@ -1,7 +1,10 @@
+-- +goose Up
+-- IF NOT EXISTS: a database made before goose (its versions were kept in
+-- schema_migrations) already has these; goose then only records them.
 -- Users, access tokens (sessions and reset tokens), email verification tokens,
 -- the mail outbox and the audit trail. Times are Unix milliseconds (UTC).
 
-CREATE TABLE users (
+CREATE TABLE IF NOT EXISTS users (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     email          TEXT    NOT NULL,               -- as the user typed it
     email_key      TEXT    NOT NULL UNIQUE,        -- trimmed + lower-cased: lookups are case-insensitive
@@ -17,7 +20,7 @@ CREATE TABLE users (
     disabled_at    INTEGER
 );
 
-CREATE TABLE access_tokens (
+CREATE TABLE IF NOT EXISTS access_tokens (
     digest     BLOB    PRIMARY KEY,                -- SHA-256 of the 64-character token; the token itself is never stored
     user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     ttl        INTEGER NOT NULL,                   -- seconds; -1 = eternal (only when enabled)
@@ -28,19 +31,19 @@ CREATE TABLE access_tokens (
     ip         TEXT    NOT NULL DEFAULT '',
     user_agent TEXT    NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
-CREATE INDEX access_tokens_user    ON access_tokens(user_id);
-CREATE INDEX access_tokens_expires ON access_tokens(expires) WHERE expires IS NOT NULL;
+CREATE INDEX IF NOT EXISTS access_tokens_user    ON access_tokens(user_id);
+CREATE INDEX IF NOT EXISTS access_tokens_expires ON access_tokens(expires) WHERE expires IS NOT NULL;
 
-CREATE TABLE verification_tokens (
+CREATE TABLE IF NOT EXISTS verification_tokens (
     digest  BLOB    PRIMARY KEY,                   -- SHA-256 of the 128-hex-character token
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     email   TEXT    NOT NULL,                      -- the address the link was sent to
     created INTEGER NOT NULL,
     expires INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX verification_tokens_user ON verification_tokens(user_id);
+CREATE INDEX IF NOT EXISTS verification_tokens_user ON verification_tokens(user_id);
 
-CREATE TABLE outbox (
+CREATE TABLE IF NOT EXISTS outbox (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     kind            TEXT    NOT NULL,              -- reset-password, password-changed, verify-email, ...
     to_addr         TEXT    NOT NULL,
@@ -54,9 +57,9 @@ CREATE TABLE outbox (
     sent_at         INTEGER,
     dead_at         INTEGER
 );
-CREATE INDEX outbox_due ON outbox(next_attempt_at) WHERE sent_at IS NULL AND dead_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_at) WHERE sent_at IS NULL AND dead_at IS NULL;
 
-CREATE TABLE audit_events (
+CREATE TABLE IF NOT EXISTS audit_events (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     time       INTEGER NOT NULL,
     kind       TEXT    NOT NULL,                   -- login.ok, login.failed, logout, password.changed, ...
@@ -65,4 +68,4 @@ CREATE TABLE audit_events (
     user_agent TEXT    NOT NULL DEFAULT '',
     detail     TEXT    NOT NULL DEFAULT ''         -- never a password or a token
 );
-CREATE INDEX audit_events_user ON audit_events(user_id, time);
+CREATE INDEX IF NOT EXISTS audit_events_user ON audit_events(user_id, time);
