@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/smtptest"
+	"github.com/latchkey/latchkey/internal/testdb"
 	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
@@ -226,7 +226,7 @@ func resetToken(t *testing.T, m smtptest.Message, to string) string {
 func TestResetJourneyOverSMTP(t *testing.T) {
 	sink := smtptest.Start(t)
 	clk := newClock()
-	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.Port(), clk)
+	a := startApp(t, testdb.DSN(t), sink.Port(), clk)
 	id := a.signup("bob@example.com", "bob-pw-1-long")
 	userPath := fmt.Sprintf("/api/users/%d", id)
 	s1 := a.login("bob@example.com", "bob-pw-1-long")
@@ -320,7 +320,7 @@ func TestResetJourneyOverSMTP(t *testing.T) {
 func TestResetTokenExpiresOverSMTP(t *testing.T) {
 	sink := smtptest.Start(t)
 	clk := newClock()
-	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.Port(), clk)
+	a := startApp(t, testdb.DSN(t), sink.Port(), clk)
 	a.signup("carol@example.com", "lorac-pw-1-long")
 	a.must(204, "POST", "/api/users/reset", `{"email":"carol@example.com"}`)
 	tok := resetToken(t, sink.Next(t, 5*time.Second), "carol@example.com")
@@ -334,7 +334,7 @@ func TestResetTokenExpiresOverSMTP(t *testing.T) {
 func TestVerifyMailOverSMTP(t *testing.T) {
 	sink := smtptest.Start(t)
 	clk := newClock()
-	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.Port(), clk)
+	a := startApp(t, testdb.DSN(t), sink.Port(), clk)
 	id := a.signup("dave@example.com", "evad-pw-1-long")
 	s := a.login("dave@example.com", "evad-pw-1-long")
 	a.must(204, "POST", fmt.Sprintf("/api/users/%d/verify", id), "", "Authorization: "+s, "Host: evil.test")
@@ -367,7 +367,7 @@ func TestVerifyMailOverSMTP(t *testing.T) {
 // the new address gets nothing unasked.
 func TestEmailChangeNoticeOverSMTP(t *testing.T) {
 	sink := smtptest.Start(t)
-	a := startApp(t, filepath.Join(t.TempDir(), "latchkey.db"), sink.Port(), newClock())
+	a := startApp(t, testdb.DSN(t), sink.Port(), newClock())
 	id := a.signup("gina@example.com", "anig-pw-1-long")
 	s := a.login("gina@example.com", "anig-pw-1-long")
 	a.must(200, "PATCH", fmt.Sprintf("/api/users/%d", id), `{"email":"gina.new@example.com"}`, "Authorization: "+s)
@@ -397,7 +397,7 @@ func TestMailSurvivesSMTPOutage(t *testing.T) {
 	_, p, _ := net.SplitHostPort(smtpAddr)
 	port, _ := strconv.Atoi(p)
 
-	dbPath := filepath.Join(t.TempDir(), "latchkey.db")
+	dbPath := testdb.DSN(t)
 	clk := newClock()
 	a := startApp(t, dbPath, port, clk)
 	a.signup("erin@example.com", "nire-pw-1-long")

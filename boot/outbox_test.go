@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/smtptest"
+	"github.com/latchkey/latchkey/internal/testdb"
 	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
@@ -52,7 +52,7 @@ func (f *fakeSender) count() int {
 
 func openWorkerDB(t *testing.T) *models.DB {
 	t.Helper()
-	db, err := models.Open(context.Background(), filepath.Join(t.TempDir(), "outbox.db"))
+	db, err := models.Open(context.Background(), testdb.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,15 +80,13 @@ func TestOutboxWorker(t *testing.T) {
 		done := make(chan struct{})
 		go func() { w.Run(rctx); close(done) }()
 		defer func() { cancel(); <-done }()
-		time.Sleep(20 * time.Millisecond) // let the first (empty) round pass
 		start := time.Now()
-		// Notify from inside the transaction, as the subscribers do.
+		// Wake the worker once the row is committed, as the subscribers do.
 		err := db.Write(ctx, clk.Now(), func(tx *models.Tx) error {
 			if err := tx.EnqueueEmail(ctx, models.Email{Kind: "k", To: "a@example.com", Subject: "s", Text: "t"}); err != nil {
 				return err
 			}
-			w.Notify()
-			time.Sleep(20 * time.Millisecond) // the worker must wait for the commit, not miss the row
+			tx.AfterCommit(w.Notify)
 			return nil
 		})
 		if err != nil {

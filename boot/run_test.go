@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/boot"
+	"github.com/latchkey/latchkey/internal/testdb"
 	"github.com/latchkey/latchkey/internal/testkit"
 )
 
@@ -152,7 +153,7 @@ func TestRunEndToEnd(t *testing.T) {
 // TestRunPersistsAcrossRestart: a clean shutdown closes the database and a
 // restart on the same file sees the users and tokens.
 func TestRunPersistsAcrossRestart(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "lk.db")
+	db := testdb.DSN(t)
 	base, _, stop := startApp(t, map[string]string{"LATCHKEY_DB": db})
 	call(t, "POST", base+"/api/users", `{"email":"p@example.com","password":"persist-pw-1"}`)
 	_, tok, _ := call(t, "POST", base+"/api/users/login", `{"email":"p@example.com","password":"persist-pw-1"}`)

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey/boot"
+	"github.com/latchkey/latchkey/internal/testdb"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -23,7 +23,7 @@ import (
 func newTestApp(t testing.TB, env map[string]string) *boot.App {
 	t.Helper()
 	vars := map[string]string{
-		"LATCHKEY_DB":          filepath.Join(t.TempDir(), "latchkey.db"),
+		"LATCHKEY_DB":          testdb.DSN(t),
 		"LATCHKEY_BCRYPT_COST": "10",
 		"LATCHKEY_SMTP_PORT":   "1",
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/internal/testdb"
 	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
@@ -62,7 +62,7 @@ type secOptions struct {
 func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	t.Helper()
 	ctx := context.Background()
-	db, err := models.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	db, err := models.Open(ctx, testdb.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

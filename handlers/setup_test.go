@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/internal/testdb"
 	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
@@ -35,7 +35,7 @@ type envOption func(*models.Config, *handlers.Options)
 func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	db, err := models.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	db, err := models.Open(ctx, testdb.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,10 @@ package models_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/testdb"
 	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
@@ -13,7 +13,7 @@ import (
 // mustOpenDB opens a fresh database file in t.TempDir().
 func mustOpenDB(t testing.TB) *models.DB {
 	t.Helper()
-	db, err := models.Open(context.Background(), filepath.Join(t.TempDir(), "test.db"))
+	db, err := models.Open(context.Background(), testdb.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

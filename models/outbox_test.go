@@ -3,11 +3,11 @@ package models_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/testdb"
 	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
@@ -27,7 +27,7 @@ func enqueueAt(t *testing.T, db *models.DB, now time.Time, e models.Email) {
 
 func openOutboxDB(t *testing.T) *models.DB {
 	t.Helper()
-	db, err := models.Open(context.Background(), filepath.Join(t.TempDir(), "outbox.db"))
+	db, err := models.Open(context.Background(), testdb.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,10 @@ package models_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/testdb"
 	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
@@ -15,7 +15,7 @@ import (
 // reopening the database does not hand out a fresh allowance.
 func TestThrottleSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "t.db")
+	path := testdb.DSN(t)
 	clk := testkit.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	open := func() (*models.DB, *models.Users) {
 		db, err := models.Open(ctx, path)
