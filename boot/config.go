@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,160 +79,77 @@ func DefaultConfig() Config {
 	}
 }
 
-// setting is one configuration entry: its flag, variable and parser.
+// setting is one configuration entry, declared once: its flag, its
+// variable, its help and the parser that the flag and the variable share.
 type setting struct {
 	flag, env, usage string
-	set              func(string) error
-	def              string
+	value
+}
+
+// value reads a setting's text into its field of a Config: parse checks and
+// stores, def is the default as -h shows it.
+type value struct {
+	parse func(string) error
+	def   string
+}
+
+// settings are every setting of c, in the order their errors are reported.
+func settings(c *Config) []setting {
+	return append([]setting{
+		{"addr", "LATCHKEY_ADDR", "listen address (host:port)", checked(&c.Addr, hostPort)},
+		{"db", "LATCHKEY_DB", "SQLite database file (its folder is created)", checked(&c.DB, filePath)},
+		{"base-url", "LATCHKEY_BASE_URL", "public URL of the app, used in mailed links and for secure cookies", checked(&c.BaseURL, baseURL)},
+		{"log-format", "LATCHKEY_LOG_FORMAT", "log format: text or json", oneOf(&c.LogFormat, "text", "json")},
+		{"smtp-host", "LATCHKEY_SMTP_HOST", "SMTP server host", text(&c.SMTP.Host)},
+		{"smtp-port", "LATCHKEY_SMTP_PORT", "SMTP server port", whole(&c.SMTP.Port, 1, 65535)},
+		{"smtp-user", "LATCHKEY_SMTP_USER", "SMTP user (empty: no authentication)", text(&c.SMTP.User)},
+		{"smtp-password", "LATCHKEY_SMTP_PASSWORD", "SMTP password", text(&c.SMTP.Password)},
+		{"smtp-tls", "LATCHKEY_SMTP_TLS", "SMTP TLS: none, starttls (required) or tls (implicit)", oneOf(&c.SMTP.TLS, "none", "starttls", "tls")},
+		{"mail-from", "LATCHKEY_MAIL_FROM", "From address of mail", checked(&c.SMTP.From, mailFrom)},
+		{"bcrypt-cost", "LATCHKEY_BCRYPT_COST", "bcrypt cost (LoopBack's is 10)", whole(&c.BcryptCost, 10, 16)},
+		{"password-hash", "LATCHKEY_PASSWORD_HASH", "hash for new passwords: bcrypt or argon2id", oneOf(&c.PasswordHash, "bcrypt", "argon2id")},
+		{"password-min", "LATCHKEY_PASSWORD_MIN", "minimum password length in characters", whole(&c.PasswordMin, 1, 64)},
+		{"password-blocklist", "LATCHKEY_PASSWORD_BLOCKLIST", "refuse common passwords (embedded list): on or off", onOff(&c.PasswordBlocklist)},
+		{"password-context-check", "LATCHKEY_PASSWORD_CONTEXT_CHECK", "refuse passwords containing the email, username or product name: on or off", onOff(&c.PasswordContext)},
+		{"token-ttl", "LATCHKEY_TOKEN_TTL", "default access-token lifetime, seconds", seconds(&c.TokenTTL, 1)},
+		{"token-max-ttl", "LATCHKEY_TOKEN_MAX_TTL", "cap on a requested token lifetime, seconds", seconds(&c.TokenMaxTTL, 1)},
+		{"reset-ttl", "LATCHKEY_RESET_TTL", "password-reset link lifetime, seconds", seconds(&c.ResetTTL, 60)},
+		{"verify-ttl", "LATCHKEY_VERIFY_TTL", "email confirmation link lifetime, seconds", seconds(&c.VerifyTTL, 60)},
+		{"allow-eternal-tokens", "LATCHKEY_ALLOW_ETERNAL_TOKENS", "accept ttl -1 (tokens that never expire)", boolean(&c.AllowEternalTokens)},
+		{"compat-email-not-found", "LATCHKEY_COMPAT_EMAIL_NOT_FOUND", "reset for an unknown email answers 404 as LoopBack (reveals accounts)", boolean(&c.CompatEmailNotFound)},
+		{"cors-origins", "LATCHKEY_CORS_ORIGINS", "origins allowed to call /api from a browser, comma-separated", list(&c.CORSOrigins, origin)},
+		{"trusted-proxies", "LATCHKEY_TRUSTED_PROXIES", "proxies whose X-Forwarded-For is believed, comma-separated CIDRs", list(&c.TrustedProxies, proxy)},
+		{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "how long in-flight requests may finish on shutdown (e.g. 10s)", checked(&c.ShutdownTimeout, positiveDuration)},
+	}, limitSettings(c)...)
 }
 
 // LoadConfig reads args (without the program name) and the environment.
 // Bad values stop start-up with an error naming the setting.
 func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
-	c := DefaultConfig()
-	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
-	integer := func(p *int, lo, hi int) func(string) error {
-		return func(v string) error {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil || n < lo || n > hi {
-				return fmt.Errorf("want a whole number from %d to %d, got %q", lo, hi, v)
-			}
-			*p = n
-			return nil
-		}
-	}
-	seconds := func(p *int64, lo int64) func(string) error {
-		return func(v string) error {
-			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			if err != nil || n < lo {
-				return fmt.Errorf("want a whole number of seconds ≥ %d, got %q", lo, v)
-			}
-			*p = n
-			return nil
-		}
-	}
-	boolean := func(p *bool) func(string) error {
-		return func(v string) error {
-			b, err := strconv.ParseBool(strings.TrimSpace(v))
-			if err != nil {
-				return fmt.Errorf("want true/false or 1/0, got %q", v)
-			}
-			*p = b
-			return nil
-		}
-	}
-	oneOf := func(p *string, options ...string) func(string) error {
-		return func(v string) error {
-			v = strings.ToLower(strings.TrimSpace(v))
-			for _, o := range options {
-				if v == o {
-					*p = v
-					return nil
-				}
-			}
-			return fmt.Errorf("want one of %s, got %q", strings.Join(options, ", "), v)
-		}
-	}
-	settings := []setting{
-		{"addr", "LATCHKEY_ADDR", "listen address (host:port)", func(v string) error {
-			if _, _, err := net.SplitHostPort(v); err != nil {
-				return fmt.Errorf("want host:port, got %q", v)
-			}
-			c.Addr = v
-			return nil
-		}, c.Addr},
-		{"db", "LATCHKEY_DB", "SQLite database file (its folder is created)", func(v string) error {
-			if strings.TrimSpace(v) == "" {
-				return errors.New("want a file path")
-			}
-			c.DB = v
-			return nil
-		}, c.DB},
-		{"base-url", "LATCHKEY_BASE_URL", "public URL of the app, used in mailed links and for secure cookies", func(v string) error {
-			u, err := url.Parse(strings.TrimSpace(v))
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-				return fmt.Errorf("want an absolute http(s) URL without query, got %q", v)
-			}
-			c.BaseURL = strings.TrimRight(u.String(), "/")
-			return nil
-		}, c.BaseURL},
-		{"log-format", "LATCHKEY_LOG_FORMAT", "log format: text or json", oneOf(&c.LogFormat, "text", "json"), c.LogFormat},
-		{"smtp-host", "LATCHKEY_SMTP_HOST", "SMTP server host", str(&c.SMTP.Host), c.SMTP.Host},
-		{"smtp-port", "LATCHKEY_SMTP_PORT", "SMTP server port", integer(&c.SMTP.Port, 1, 65535), strconv.Itoa(c.SMTP.Port)},
-		{"smtp-user", "LATCHKEY_SMTP_USER", "SMTP user (empty: no authentication)", str(&c.SMTP.User), ""},
-		{"smtp-password", "LATCHKEY_SMTP_PASSWORD", "SMTP password", str(&c.SMTP.Password), ""},
-		{"smtp-tls", "LATCHKEY_SMTP_TLS", "SMTP TLS: none, starttls (required) or tls (implicit)", oneOf(&c.SMTP.TLS, "none", "starttls", "tls"), c.SMTP.TLS},
-		{"mail-from", "LATCHKEY_MAIL_FROM", "From address of mail", func(v string) error {
-			if !strings.Contains(v, "@") {
-				return fmt.Errorf("want an address like \"Name <noreply@example.com>\", got %q", v)
-			}
-			c.SMTP.From = v
-			return nil
-		}, c.SMTP.From},
-		{"bcrypt-cost", "LATCHKEY_BCRYPT_COST", "bcrypt cost (LoopBack's is 10)", integer(&c.BcryptCost, 10, 16), strconv.Itoa(c.BcryptCost)},
-		{"password-hash", "LATCHKEY_PASSWORD_HASH", "hash for new passwords: bcrypt or argon2id", oneOf(&c.PasswordHash, "bcrypt", "argon2id"), c.PasswordHash},
-		{"password-min", "LATCHKEY_PASSWORD_MIN", "minimum password length in characters", integer(&c.PasswordMin, 1, 64), strconv.Itoa(c.PasswordMin)},
-		{"password-blocklist", "LATCHKEY_PASSWORD_BLOCKLIST", "refuse common passwords (embedded list): on or off", onOff(&c.PasswordBlocklist), onOffText(c.PasswordBlocklist)},
-		{"password-context-check", "LATCHKEY_PASSWORD_CONTEXT_CHECK", "refuse passwords containing the email, username or product name: on or off", onOff(&c.PasswordContext), onOffText(c.PasswordContext)},
-		{"token-ttl", "LATCHKEY_TOKEN_TTL", "default access-token lifetime, seconds", seconds(&c.TokenTTL, 1), strconv.FormatInt(c.TokenTTL, 10)},
-		{"token-max-ttl", "LATCHKEY_TOKEN_MAX_TTL", "cap on a requested token lifetime, seconds", seconds(&c.TokenMaxTTL, 1), strconv.FormatInt(c.TokenMaxTTL, 10)},
-		{"reset-ttl", "LATCHKEY_RESET_TTL", "password-reset link lifetime, seconds", seconds(&c.ResetTTL, 60), strconv.FormatInt(c.ResetTTL, 10)},
-		{"verify-ttl", "LATCHKEY_VERIFY_TTL", "email confirmation link lifetime, seconds", seconds(&c.VerifyTTL, 60), strconv.FormatInt(c.VerifyTTL, 10)},
-		{"allow-eternal-tokens", "LATCHKEY_ALLOW_ETERNAL_TOKENS", "accept ttl -1 (tokens that never expire)", boolean(&c.AllowEternalTokens), "false"},
-		{"compat-email-not-found", "LATCHKEY_COMPAT_EMAIL_NOT_FOUND", "reset for an unknown email answers 404 as LoopBack (reveals accounts)", boolean(&c.CompatEmailNotFound), "false"},
-		{"cors-origins", "LATCHKEY_CORS_ORIGINS", "origins allowed to call /api from a browser, comma-separated", func(v string) error {
-			c.CORSOrigins = nil
-			for _, o := range strings.Split(v, ",") {
-				o = strings.TrimRight(strings.TrimSpace(o), "/")
-				if o == "" {
-					continue
-				}
-				u, err := url.Parse(o)
-				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
-					return fmt.Errorf("want origins like https://app.example.com, got %q", o)
-				}
-				c.CORSOrigins = append(c.CORSOrigins, o)
-			}
-			return nil
-		}, ""},
-		{"trusted-proxies", "LATCHKEY_TRUSTED_PROXIES", "proxies whose X-Forwarded-For is believed, comma-separated CIDRs", func(v string) error {
-			c.TrustedProxies = nil
-			for _, p := range strings.Split(v, ",") {
-				p = strings.TrimSpace(p)
-				if p == "" {
-					continue
-				}
-				if !strings.Contains(p, "/") {
-					a, err := netip.ParseAddr(p)
-					if err != nil {
-						return fmt.Errorf("want CIDRs like 10.0.0.0/8 or addresses, got %q", p)
-					}
-					p = netip.PrefixFrom(a, a.BitLen()).String()
-				}
-				pfx, err := netip.ParsePrefix(p)
-				if err != nil {
-					return fmt.Errorf("want CIDRs like 10.0.0.0/8 or addresses, got %q", p)
-				}
-				c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
-			}
-			return nil
-		}, ""},
-		{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "how long in-flight requests may finish on shutdown (e.g. 10s)", func(v string) error {
-			d, err := time.ParseDuration(strings.TrimSpace(v))
-			if err != nil || d <= 0 {
-				return fmt.Errorf("want a duration like 10s, got %q", v)
-			}
-			c.ShutdownTimeout = d
-			return nil
-		}, c.ShutdownTimeout.String()},
-	}
-
-	settings = append(settings, limitSettings(&c)...)
-
 	fs := flag.NewFlagSet("latchkey", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	for _, s := range settings {
-		fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+	return parseConfig(fs, args, getenv)
+}
+
+// parseConfig registers every setting as a flag of fs, parses args and
+// returns the configuration: each setting from its flag, else its
+// variable, else its default.
+func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
+	c := DefaultConfig()
+	all := settings(&c)
+	// bad[i] is the error of setting i's last value: the variable is applied
+	// first, a flag replaces it, a repeated flag's last value counts. Errors
+	// wait until Parse is done, so a flag overrides a bad variable and the
+	// message is "config -flag: …" without the flag package's usage text.
+	bad := make([]error, len(all))
+	for i, s := range all {
+		if v := getenv(s.env); v != "" {
+			bad[i] = named(s.env, s.parse(v))
+		}
+		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), func(v string) error {
+			bad[i] = named("-"+s.flag, s.parse(v))
+			return nil
+		})
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -239,18 +157,9 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	given := map[string]string{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() })
-	for _, s := range settings {
-		v, from := given[s.flag], "-"+s.flag
-		if _, ok := given[s.flag]; !ok {
-			v, from = getenv(s.env), s.env
-			if v == "" {
-				continue
-			}
-		}
-		if err := s.set(v); err != nil {
-			return c, fmt.Errorf("config %s: %w", from, err)
+	for _, err := range bad {
+		if err != nil {
+			return c, err
 		}
 	}
 	if c.TokenTTL > c.TokenMaxTTL {
@@ -259,26 +168,192 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	return c, nil
 }
 
-// onOff parses a switch: on/off (also true/false, 1/0, yes/no).
-func onOff(p *bool) func(string) error {
-	return func(v string) error {
-		switch strings.ToLower(strings.TrimSpace(v)) {
-		case "on", "true", "1", "yes":
-			*p = true
-		case "off", "false", "0", "no":
-			*p = false
-		default:
-			return fmt.Errorf("want on or off, got %q", v)
-		}
-		return nil
+func named(from string, err error) error {
+	if err != nil {
+		return fmt.Errorf("config %s: %w", from, err)
 	}
+	return nil
 }
 
-func onOffText(b bool) string {
-	if b {
-		return "on"
+// The parsers. Each keeps the field as it was when the text is bad.
+
+func text(p *string) value {
+	return value{func(v string) error { *p = v; return nil }, *p}
+}
+
+// checked stores what check makes of the text.
+func checked[T any](p *T, check func(string) (T, error)) value {
+	return value{func(v string) error {
+		x, err := check(v)
+		if err == nil {
+			*p = x
+		}
+		return err
+	}, fmt.Sprint(*p)}
+}
+
+func whole(p *int, lo, hi int) value {
+	return checked(p, func(v string) (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < lo || n > hi {
+			return 0, fmt.Errorf("want a whole number from %d to %d, got %q", lo, hi, v)
+		}
+		return n, nil
+	})
+}
+
+func seconds(p *int64, lo int64) value {
+	return checked(p, func(v string) (int64, error) {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < lo {
+			return 0, fmt.Errorf("want a whole number of seconds ≥ %d, got %q", lo, v)
+		}
+		return n, nil
+	})
+}
+
+// duration is at least lo, written like 15m.
+func duration(p *time.Duration, lo time.Duration) value {
+	return checked(p, func(v string) (time.Duration, error) {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < lo {
+			return 0, fmt.Errorf("want a duration of at least %s like 15m, got %q", lo, v)
+		}
+		return d, nil
+	})
+}
+
+func boolean(p *bool) value {
+	return checked(p, func(v string) (bool, error) {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return false, fmt.Errorf("want true/false or 1/0, got %q", v)
+		}
+		return b, nil
+	})
+}
+
+// onOff is a switch: on/off (also true/false, 1/0, yes/no).
+func onOff(p *bool) value {
+	v := checked(p, func(v string) (bool, error) {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "on", "true", "1", "yes":
+			return true, nil
+		case "off", "false", "0", "no":
+			return false, nil
+		}
+		return false, fmt.Errorf("want on or off, got %q", v)
+	})
+	v.def = "off"
+	if *p {
+		v.def = "on"
 	}
-	return "off"
+	return v
+}
+
+func oneOf(p *string, options ...string) value {
+	return checked(p, func(v string) (string, error) {
+		v = strings.ToLower(strings.TrimSpace(v))
+		if slices.Contains(options, v) {
+			return v, nil
+		}
+		return "", fmt.Errorf("want one of %s, got %q", strings.Join(options, ", "), v)
+	})
+}
+
+// list is comma-separated items; item says whether one is empty (skipped).
+func list[T any](p *[]T, item func(string) (x T, ok bool, err error)) value {
+	v := checked(p, func(v string) ([]T, error) {
+		var out []T
+		for _, s := range strings.Split(v, ",") {
+			x, ok, err := item(s)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out = append(out, x)
+			}
+		}
+		return out, nil
+	})
+	parts := make([]string, len(*p))
+	for i, x := range *p {
+		parts[i] = fmt.Sprint(x)
+	}
+	v.def = strings.Join(parts, ",")
+	return v
+}
+
+func hostPort(v string) (string, error) {
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return "", fmt.Errorf("want host:port, got %q", v)
+	}
+	return v, nil
+}
+
+func filePath(v string) (string, error) {
+	if strings.TrimSpace(v) == "" {
+		return "", errors.New("want a file path")
+	}
+	return v, nil
+}
+
+// baseURL is an absolute http(s) URL, kept without a trailing slash.
+func baseURL(v string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(v))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("want an absolute http(s) URL without query, got %q", v)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func mailFrom(v string) (string, error) {
+	if !strings.Contains(v, "@") {
+		return "", fmt.Errorf("want an address like \"Name <noreply@example.com>\", got %q", v)
+	}
+	return v, nil
+}
+
+// origin is a browser origin like https://app.example.com; a trailing slash
+// is dropped.
+func origin(s string) (string, bool, error) {
+	o := strings.TrimRight(strings.TrimSpace(s), "/")
+	if o == "" {
+		return "", false, nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+		return "", false, fmt.Errorf("want origins like https://app.example.com, got %q", o)
+	}
+	return o, true, nil
+}
+
+// proxy is a CIDR, or one address (a prefix of its full length).
+func proxy(s string) (netip.Prefix, bool, error) {
+	p := strings.TrimSpace(s)
+	if p == "" {
+		return netip.Prefix{}, false, nil
+	}
+	if !strings.Contains(p, "/") {
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return netip.Prefix{}, false, fmt.Errorf("want CIDRs like 10.0.0.0/8 or addresses, got %q", p)
+		}
+		p = netip.PrefixFrom(a, a.BitLen()).String()
+	}
+	pfx, err := netip.ParsePrefix(p)
+	if err != nil {
+		return netip.Prefix{}, false, fmt.Errorf("want CIDRs like 10.0.0.0/8 or addresses, got %q", p)
+	}
+	return pfx.Masked(), true, nil
+}
+
+func positiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("want a duration like 10s, got %q", v)
+	}
+	return d, nil
 }
 
 // SecureCookies reports whether the base URL is https, so the session cookie

@@ -133,3 +133,20 @@ func TestPasswordCheckSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadConfigLastValueCounts: a flag replaces its variable, also a bad
+// one, and of a repeated flag the last value counts.
+func TestLoadConfigLastValueCounts(t *testing.T) {
+	env := func(k string) string { return map[string]string{"LATCHKEY_BCRYPT_COST": "4"}[k] }
+	if c, err := boot.LoadConfig([]string{"-bcrypt-cost", "12"}, env, io.Discard); err != nil || c.BcryptCost != 12 {
+		t.Errorf("flag over a bad variable: %d, %v", c.BcryptCost, err)
+	}
+	none := func(string) string { return "" }
+	if c, err := boot.LoadConfig([]string{"-bcrypt-cost", "99", "-bcrypt-cost", "11"}, none, io.Discard); err != nil || c.BcryptCost != 11 {
+		t.Errorf("bad then good: %d, %v", c.BcryptCost, err)
+	}
+	_, err := boot.LoadConfig([]string{"-bcrypt-cost", "11", "-bcrypt-cost", "99"}, none, io.Discard)
+	if want := `config -bcrypt-cost: want a whole number from 10 to 16, got "99"`; err == nil || err.Error() != want {
+		t.Errorf("good then bad: %v, want %s", err, want)
+	}
+}
