@@ -154,7 +154,7 @@ func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (C
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 { // no command takes arguments yet; the first that does (user …) moves this check
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	for _, err := range bad {

@@ -186,22 +186,24 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return serveErr
 }
 
-// Run is the whole program: read the configuration from args and getenv,
-// log to stdout, listen, serve until ctx is cancelled (SIGINT/SIGTERM in
-// main). ready, when not nil, receives the listening address once requests
-// can be served.
+// Run is the whole program: args pick a command (commands.go; serve, the
+// default, when args[0] is not a command name) and its flags, getenv the
+// LATCHKEY_* variables; logs and help go to stdout. serve runs until ctx is
+// cancelled (SIGINT/SIGTERM in main).
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	return RunReady(ctx, args, getenv, stdout, nil)
 }
 
-// RunReady is Run with a readiness callback (tests use it with LATCHKEY_ADDR=127.0.0.1:0).
+// RunReady is Run with a readiness callback: ready, when not nil, receives
+// the listening address once requests can be served (tests use it with
+// LATCHKEY_ADDR=127.0.0.1:0).
 func RunReady(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(addr string)) error {
-	start := time.Now()
-	cfg, err := LoadConfig(args, getenv, stdout)
-	if err != nil {
-		return err
-	}
-	tuneGC(getenv)
+	return dispatch(ctx, commands(time.Now(), ready), args, getenv, stdout)
+}
+
+// serve is the serve command: log to stdout, listen, serve until ctx ends.
+// start is when the program started, for the start-up time in the log.
+func serve(ctx context.Context, cfg Config, stdout io.Writer, start time.Time, ready func(addr string)) error {
 	out := newLogBuffer(stdout, logFlushEvery)
 	defer out.Close()
 	log := NewLogger(cfg.LogFormat, out)
@@ -247,7 +249,7 @@ const (
 
 // tuneGC applies gcPercent and memoryLimit where the environment does not
 // set them. It changes process-wide runtime settings, so only the program's
-// entry point (RunReady) calls it, never New.
+// entry point (dispatch, for every command) calls it, never New.
 func tuneGC(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)

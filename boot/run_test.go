@@ -21,6 +21,12 @@ import (
 // clean shutdown.
 func startApp(t *testing.T, env map[string]string) (string, *testkit.SyncBuffer, func() error) {
 	t.Helper()
+	return startAppArgs(t, nil, env)
+}
+
+// startAppArgs is startApp with command-line arguments.
+func startAppArgs(t *testing.T, args []string, env map[string]string) (string, *testkit.SyncBuffer, func() error) {
+	t.Helper()
 	dir := t.TempDir()
 	vars := map[string]string{
 		"LATCHKEY_ADDR":        "127.0.0.1:0",
@@ -36,7 +42,7 @@ func startApp(t *testing.T, env map[string]string) (string, *testkit.SyncBuffer,
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- boot.RunReady(ctx, nil, func(k string) string { return vars[k] }, logs, func(a string) { addrc <- a })
+		done <- boot.RunReady(ctx, args, func(k string) string { return vars[k] }, logs, func(a string) { addrc <- a })
 	}()
 	var addr string
 	select {

@@ -1,5 +1,6 @@
 // Command latchkey serves LoopBack 3's User API and account pages.
-// Configuration: flags or LATCHKEY_* environment variables (see README.md).
+// Configuration: flags or LATCHKEY_* environment variables (see README.md);
+// latchkey help lists the commands (serve, the default, ...).
 package main
 
 import (

@@ -1,0 +1,85 @@
+package boot
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Command is one thing the binary does: latchkey [command] [flags]. Each
+// command parses its own FlagSet, which holds the shared settings (flags or
+// LATCHKEY_* variables, config.go) and the command's own flags.
+type Command struct {
+	Name, Summary string
+	// Flags registers the command's own flags on fs; nil when it has none.
+	Flags func(fs *flag.FlagSet)
+	// Run does the work once fs is parsed and cfg loaded; it reads its own
+	// flags from fs.
+	Run func(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer) error
+}
+
+// commands is the table Run dispatches on. The first is the default, run
+// when the first argument is not a command name. copy, import and user …
+// are added here (DESIGN.md, "Growing"). start and ready are serve's: the
+// time the program started and the readiness callback of RunReady.
+func commands(start time.Time, ready func(addr string)) []Command {
+	return []Command{
+		{Name: "serve", Summary: "serve the pages and the API until interrupted (the default)",
+			Run: func(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer) error {
+				return serve(ctx, cfg, stdout, start, ready)
+			}},
+	}
+}
+
+// dispatch runs the command args[0] names with the rest of args, or the
+// default command with all of them when args[0] is a flag or absent.
+// "help" lists the commands.
+func dispatch(ctx context.Context, cmds []Command, args []string, getenv func(string) string, stdout io.Writer) error {
+	cmd, fsName := cmds[0], "latchkey"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name := args[0]
+		if name == "help" {
+			if len(args) > 1 {
+				return fmt.Errorf("help takes no arguments (latchkey <command> -h lists a command's flags), got %q", args[1])
+			}
+			return listCommands(stdout, cmds)
+		}
+		i := slices.IndexFunc(cmds, func(c Command) bool { return c.Name == name })
+		if i < 0 {
+			names := []string{}
+			for _, c := range cmds {
+				names = append(names, c.Name)
+			}
+			return fmt.Errorf("unknown command %q (commands: %s, help)", name, strings.Join(names, ", "))
+		}
+		cmd, fsName, args = cmds[i], "latchkey "+name, args[1:]
+	}
+	fs := flag.NewFlagSet(fsName, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	if cmd.Flags != nil {
+		cmd.Flags(fs)
+	}
+	cfg, err := parseConfig(fs, args, getenv)
+	if err != nil {
+		return err
+	}
+	tuneGC(getenv)
+	return cmd.Run(ctx, cfg, fs, stdout)
+}
+
+// listCommands is the text of latchkey help.
+func listCommands(w io.Writer, cmds []Command) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "Usage: latchkey [command] [flags]\n\nCommands:\n")
+	for _, c := range cmds {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.Name, c.Summary)
+	}
+	fmt.Fprint(tw, "  help\tlist the commands\n\n")
+	fmt.Fprint(tw, "latchkey <command> -h lists a command's flags: the settings, each also a LATCHKEY_* variable, and its own.\n")
+	return tw.Flush()
+}
