@@ -93,7 +93,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		SecureCookies:  cfg.SecureCookies(),
 		CORSOrigins:    cfg.CORSOrigins,
 		TrustedProxies: cfg.TrustedProxies,
-		Now:            now,
 		AccessLog:      true,
 		MailStats:      outbox.Stats,
 	})

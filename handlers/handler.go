@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"time"
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/static"
@@ -22,8 +21,7 @@ type Options struct {
 	CORSOrigins    []string
 	TrustedProxies []netip.Prefix
 	BodyLimit      string // e.g. "1M"
-	Now            func() time.Time
-	AccessLog      bool // one log line per request
+	AccessLog      bool   // one log line per request
 	// MailStats, when set, adds the outbox counts to /healthz.
 	MailStats func(context.Context) (models.OutboxStats, error)
 }
@@ -40,9 +38,6 @@ func New(o Options) *Handler {
 	h := &Handler{Options: o, assets: static.MustLoad()}
 	if h.Log == nil {
 		h.Log = slog.New(slog.DiscardHandler)
-	}
-	if h.Now == nil {
-		h.Now = time.Now
 	}
 	if h.BodyLimit == "" {
 		h.BodyLimit = "1M"

@@ -92,7 +92,7 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 		env.verify.add(ev.Token)
 		return nil
 	})
-	h := handlers.New(handlers.Options{Users: users, BaseURL: "http://localhost:3000", Now: clk.Now, TrustedProxies: o.proxies})
+	h := handlers.New(handlers.Options{Users: users, BaseURL: "http://localhost:3000", TrustedProxies: o.proxies})
 	e := echo.New()
 	h.Register(e)
 	env.testEnv = &testEnv{t: t, e: e, users: users, db: db, clock: clk, h: h}

@@ -42,7 +42,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Cleanup(func() { db.Close() })
 	clk := testkit.NewClock(time.Date(2026, 11, 25, 23, 54, 13, 199e6, time.UTC))
 	mcfg := models.Config{Now: clk.Now}
-	hopts := handlers.Options{BaseURL: "http://localhost:3000", Now: clk.Now}
+	hopts := handlers.Options{BaseURL: "http://localhost:3000"}
 	for _, o := range opts {
 		o(&mcfg, &hopts)
 	}
