@@ -168,7 +168,7 @@ func (h *Handler) HandleError(err error, c echo.Context) {
 			}{ae})
 		}
 	} else {
-		werr = h.renderErrorPage(c, ae.Status, ae.Message)
+		werr = h.renderErrorPage(c, ae.Status)
 	}
 	if werr != nil {
 		h.Log.Error("writing error response", "err", werr)

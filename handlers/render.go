@@ -82,9 +82,8 @@ func errorText(status int) (title, message string) {
 
 // renderErrorPage answers a failed page request (the central error handler
 // calls it for every non-/api path): the HTML error page in the site's look.
-// message is the error's text and is deliberately not shown.
-func (h *Handler) renderErrorPage(c echo.Context, status int, message string) error {
-	_ = message
+// It is given only the status: the error's text is never shown (errorText).
+func (h *Handler) renderErrorPage(c echo.Context, status int) error {
 	setPageHeaders(c)
 	p := views.Page{Asset: h.assets.URL, Wide: true}
 	if s := sessionOf(c); s != nil {
