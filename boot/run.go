@@ -29,7 +29,6 @@ type App struct {
 	DB     *models.DB
 	Users  *models.Users
 	Echo   *echo.Echo
-	Now    func() time.Time
 
 	background []func(context.Context) // run by Serve until shutdown
 }
@@ -62,7 +61,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		CompatEmailNotFound: cfg.CompatEmailNotFound,
 		Now:                 now,
 	})
-	app := &App{Config: cfg, Log: log, DB: db, Users: users, Now: now}
+	app := &App{Config: cfg, Log: log, DB: db, Users: users}
 
 	limiter := newLimiter(db, cfg.Limits, now)
 	users.SetThrottle(limiter)
