@@ -1,6 +1,8 @@
 package boot
 
 import (
+	"github.com/latchkey/latchkey/models"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -97,7 +99,7 @@ type value struct {
 func settings(c *Config) []setting {
 	return append([]setting{
 		{"addr", "LATCHKEY_ADDR", "listen address (host:port)", checked(&c.Addr, hostPort)},
-		{"db", "LATCHKEY_DB", "SQLite database file (its folder is created)", checked(&c.DB, filePath)},
+		{"db", "LATCHKEY_DB", "the store: a SQLite file path or file:PATH (its folder is created), or postgres://user@host:5432/db", checked(&c.DB, dbDSN)},
 		{"base-url", "LATCHKEY_BASE_URL", "public URL of the app, used in mailed links and for secure cookies", checked(&c.BaseURL, baseURL)},
 		{"log-format", "LATCHKEY_LOG_FORMAT", "log format: text or json", oneOf(&c.LogFormat, "text", "json")},
 		{"smtp-host", "LATCHKEY_SMTP_HOST", "SMTP server host", text(&c.SMTP.Host)},
@@ -291,9 +293,14 @@ func hostPort(v string) (string, error) {
 	return v, nil
 }
 
-func filePath(v string) (string, error) {
+// dbDSN is a SQLite file path (or file:PATH) or a postgres:// URL; any other
+// scheme stops start-up here rather than becoming a file of that name.
+func dbDSN(v string) (string, error) {
 	if strings.TrimSpace(v) == "" {
-		return "", errors.New("want a file path")
+		return "", errors.New("want a file path or a postgres:// URL")
+	}
+	if _, err := models.StoreKind(v); err != nil {
+		return "", errors.New(strings.TrimPrefix(err.Error(), "models: "))
 	}
 	return v, nil
 }

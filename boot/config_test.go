@@ -70,6 +70,7 @@ func TestLoadConfigBadValues(t *testing.T) {
 		"LATCHKEY_TRUSTED_PROXIES":  "everyone",
 		"LATCHKEY_PASSWORD_HASH":    "md5",
 		"LATCHKEY_SHUTDOWN_TIMEOUT": "soon",
+		"LATCHKEY_DB":               "mysql://root@127.0.0.1/test",
 	} {
 		_, err := boot.LoadConfig(nil, func(k string) string {
 			if k == name {
@@ -148,5 +149,22 @@ func TestLoadConfigLastValueCounts(t *testing.T) {
 	_, err := boot.LoadConfig([]string{"-bcrypt-cost", "11", "-bcrypt-cost", "99"}, none, io.Discard)
 	if want := `config -bcrypt-cost: want a whole number from 10 to 16, got "99"`; err == nil || err.Error() != want {
 		t.Errorf("good then bad: %v, want %s", err, want)
+	}
+}
+
+// TestDBSetting: LATCHKEY_DB takes a path, file:PATH or a postgres URL; any
+// other scheme stops start-up naming the setting, without echoing a password.
+func TestDBSetting(t *testing.T) {
+	for _, ok := range []string{"./data/latchkey.db", "file:/tmp/x.db", "postgres://u:pw@db:5432/app", "postgresql://db/app?sslmode=require"} {
+		c, err := boot.LoadConfig([]string{"-db", ok}, func(string) string { return "" }, io.Discard)
+		if err != nil || c.DB != ok {
+			t.Errorf("-db %q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"mysql://u:s3cret@db/app", "mongodb://db", "file:/tmp/x.db?mode=ro"} {
+		_, err := boot.LoadConfig(nil, func(k string) string { return map[string]string{"LATCHKEY_DB": bad}[k] }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "LATCHKEY_DB") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("LATCHKEY_DB=%q: %v", bad, err)
+		}
 	}
 }

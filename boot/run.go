@@ -40,7 +40,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	}
 	db, err := models.Open(ctx, cfg.DB)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("LATCHKEY_DB: %w", err)
 	}
 	hasher := models.NewHasher(models.HashConfig{
 		Algorithm:  cfg.PasswordHash,
@@ -94,6 +94,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		TrustedProxies: cfg.TrustedProxies,
 		AccessLog:      true,
 		MailStats:      outbox.Stats,
+		Ping:           db.Ping,
 	})
 	h.Register(e)
 	app.Echo = e
@@ -215,7 +216,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, start time.Time, r
 		return fmt.Errorf("listen on %s (LATCHKEY_ADDR): %w", cfg.Addr, err)
 	}
 	log.Info("latchkey listening", "addr", "http://"+ln.Addr().String(), "base_url", cfg.BaseURL,
-		"db", cfg.DB, "smtp", fmt.Sprintf("%s:%d", cfg.SMTP.Host, cfg.SMTP.Port), "startup", time.Since(start).Round(time.Microsecond))
+		"db", models.RedactDSN(cfg.DB), "smtp", fmt.Sprintf("%s:%d", cfg.SMTP.Host, cfg.SMTP.Port), "startup", time.Since(start).Round(time.Microsecond))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

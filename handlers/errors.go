@@ -61,6 +61,12 @@ func (e *APIError) Error() string { return e.Message }
 // errInternal is what a client sees of any unexpected failure.
 var errInternal = &APIError{Status: 500, Message: "Internal Server Error"}
 
+// errUnavailable is what a client sees while the database cannot be reached
+// (PostgreSQL down or restarting, a network cut): the request may work in
+// a few seconds, and nothing about the cause is shown.
+var errUnavailable = &APIError{Status: 503, Name: "Error", Code: "SERVICE_UNAVAILABLE",
+	Message: "The service is temporarily unavailable. Try again shortly.", RetryAfter: 5}
+
 // toAPIError maps any error to the envelope and status. Unknown errors are
 // 500 with no cause.
 func toAPIError(err error, c echo.Context) *APIError {
@@ -83,6 +89,9 @@ func toAPIError(err error, c echo.Context) *APIError {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		return fromEchoError(he, c)
+	}
+	if models.IsUnavailable(err) {
+		return errUnavailable
 	}
 	return errInternal
 }
@@ -151,7 +160,10 @@ func (h *Handler) HandleError(err error, c echo.Context) {
 		return
 	}
 	ae := toAPIError(err, c)
-	if ae.Status >= 500 && ae.RetryAfter == 0 {
+	switch {
+	case ae == errUnavailable:
+		h.Log.Warn("database unavailable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	case ae.Status >= 500 && ae.RetryAfter == 0:
 		h.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
 			"status", ae.Status, "err", err)
 	}

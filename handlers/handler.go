@@ -24,6 +24,8 @@ type Options struct {
 	AccessLog      bool   // one log line per request
 	// MailStats, when set, adds the outbox counts to /healthz.
 	MailStats func(context.Context) (models.OutboxStats, error)
+	// Ping checks the database for /healthz (models.DB.Ping).
+	Ping func(context.Context) error
 }
 
 // Handler serves every route. Build it with New; its settings are the
@@ -38,6 +40,11 @@ func New(o Options) *Handler {
 	h := &Handler{Options: o, assets: static.MustLoad()}
 	if h.Log == nil {
 		h.Log = slog.New(slog.DiscardHandler)
+	}
+	if h.Ping == nil {
+		// Built without a store check (benchmarks, fuzzing): /healthz
+		// then speaks for the process only. boot always sets Ping.
+		h.Ping = func(context.Context) error { return nil }
 	}
 	if h.BodyLimit == "" {
 		h.BodyLimit = "1M"

@@ -72,7 +72,7 @@ func errorText(status int) (title, message string) {
 	case http.StatusTooManyRequests:
 		return "Too many attempts", "Please wait a little and try again."
 	case http.StatusServiceUnavailable:
-		return "We're busy right now", "Too many people are doing this at once. Please try again in a moment."
+		return "Temporarily unavailable", "We can't complete this right now. Nothing was lost: please try again in a moment."
 	}
 	if status >= 500 {
 		return "Something went wrong", "We couldn't complete your request. Please try again in a moment."

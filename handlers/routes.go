@@ -72,12 +72,15 @@ func (h *Handler) Register(e *echo.Echo) {
 
 func notFound(c echo.Context) error { return echo.ErrNotFound }
 
-// handleHealth answers 200 when the database answers a read.
+// handleHealth answers 200 when the database answers a read, and 503 with
+// Retry-After when it does not (a load balancer then sends traffic to
+// another replica).
 func (h *Handler) handleHealth(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	if err := h.Users.DB().Ping(ctx); err != nil {
-		h.Log.Error("health check failed", "err", err)
+	if err := h.Ping(ctx); err != nil {
+		h.Log.Warn("health check failed", "err", err)
+		c.Response().Header().Set("Retry-After", "5")
 		return writeJSON(c, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 	}
 	body := map[string]any{"status": "ok"}

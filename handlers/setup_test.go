@@ -49,6 +49,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	hasher := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8})
 	users := models.NewUsers(db, hasher, mcfg)
 	hopts.Users = users
+	hopts.Ping = db.Ping
 	h := handlers.New(hopts)
 	e := echo.New()
 	h.Register(e)

@@ -168,7 +168,8 @@ func IsUnavailable(err error) bool {
 		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || pe.Code == "53300"
 	}
 	// pgx reports a connection it closed after a failure as "conn closed".
+	// database/sql's own "sql: database is closed" (shutting down).
 	msg := err.Error()
 	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "conn busy") ||
-		strings.Contains(msg, "failed to connect")
+		strings.Contains(msg, "failed to connect") || strings.Contains(msg, "sql: database is closed")
 }

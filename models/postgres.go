@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -59,6 +60,17 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	// whenever it is down) every request reads the database.
 	db.feed.waitUp(ctx, cfg.ConnectTimeout)
 	return db, nil
+}
+
+// RedactDSN is dsn fit for a log: a PostgreSQL URL without its password.
+func RedactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return dsn
 }
 
 // redactDSNError removes the password of dsn from msg.

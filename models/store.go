@@ -42,7 +42,7 @@ type Tx struct {
 //   - postgres:// or postgresql:// → PostgreSQL through pgx;
 //   - any other scheme → an error that says what is accepted.
 func Open(ctx context.Context, dsn string) (*DB, error) {
-	kind, err := storeKind(dsn)
+	kind, err := StoreKind(dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -52,8 +52,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return openSQLite(ctx, strings.TrimPrefix(dsn, "file:"))
 }
 
-// storeKind tells "sqlite" from "postgres" by the DSN's scheme.
-func storeKind(dsn string) (string, error) {
+// StoreKind tells "sqlite" from "postgres" by the DSN's scheme, and refuses
+// any other scheme.
+func StoreKind(dsn string) (string, error) {
 	switch {
 	case dsn == "":
 		return "", errors.New("models: empty database name: give a file path or a postgres:// URL")
