@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"net"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -23,6 +25,13 @@ import (
 // under an advisory lock and starts the change feed. Reads and writes share
 // one pool: PostgreSQL has many writers.
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	return openPostgresFeedAt(ctx, dsn, "")
+}
+
+// openPostgresFeedAt is openPostgres with the change feed's connection sent
+// to feedAddr (host:port) when it is not "": tests put a proxy there to
+// cut the feed alone.
+func openPostgresFeedAt(ctx context.Context, dsn, feedAddr string) (*DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the DSN, password included: say only what is wrong.
@@ -53,7 +62,15 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	fcfg := cfg.Copy()
-	fcfg.RuntimeParams["application_name"] = "latchkey-feed"
+	if feedAddr != "" {
+		host, port, err := net.SplitHostPort(feedAddr)
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		p, _ := strconv.ParseUint(port, 10, 16)
+		fcfg.Host, fcfg.Port, fcfg.Fallbacks = host, uint16(p), nil
+	}
 	db.feed = newFeed(db, fcfg, scope)
 	go db.feed.run()
 	// Serve from the cache only once the feed listens; until then (and
@@ -86,21 +103,26 @@ func redactDSNError(msg, dsn string) string {
 	return msg
 }
 
-// feed is the change feed on PostgreSQL: a write that ends sessions or
-// changes a user sends NOTIFY inside its transaction, and every replica
-// LISTENs on a connection of its own and drops those entries from its auth
-// cache. While the listening connection is down nothing says what other
-// replicas changed, so the caches are emptied and bypassed until it is
-// listening again.
+// feed is the change feed on PostgreSQL. A write that ends sessions or
+// changes a user sends NOTIFY inside its transaction; every replica LISTENs
+// on a connection of its own, drops those entries from its auth cache and
+// acknowledges to the writer. The writer answers its client only once every
+// replica whose feed is connected has acknowledged (or a bound has passed):
+// so "logged out" means the token fails on whichever replica is asked next.
+//
+// While a replica's listening connection is down it cannot hear the others'
+// changes, so its cache is emptied and bypassed until it listens again.
 type feed struct {
 	db      *DB
 	cfg     *pgx.ConnConfig
-	channel string
-	origin  string // this process, so it can tell its own notifications
+	channel string // the changes, heard by every replica of this store
+	origin  string // this process: its notifications and its acknowledgements
+	ackCh   string // acknowledgements to this process
+	name    string // this feed's application_name, which lets writers count the listeners
 
 	seq     atomic.Uint64
 	mu      sync.Mutex
-	waiting map[uint64]chan struct{}
+	waiting map[uint64]*echo
 	isUp    atomic.Bool
 	upCh    chan struct{} // closed once the feed first listens
 
@@ -108,10 +130,13 @@ type feed struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// Timing knobs, fixed at construction (tests shorten them).
-	idle    time.Duration // how long to wait for a notification before pinging the connection
-	echoMax time.Duration // how long a write waits for its own notification
+	idle   time.Duration // how long to wait for a notification before pinging the connection
+	ackMax time.Duration // how long a write waits for the other replicas
 }
+
+// feedPrefix starts the application_name of every feed connection of one
+// store (database and schema), followed by the process's origin.
+func feedPrefix(channel string) string { return "latchkey-feed " + channel + " " }
 
 func newFeed(db *DB, cfg *pgx.ConnConfig, scope string) *feed {
 	var b [6]byte
@@ -119,15 +144,19 @@ func newFeed(db *DB, cfg *pgx.ConnConfig, scope string) *feed {
 	h := fnv.New64a()
 	io.WriteString(h, scope)
 	ctx, cancel := context.WithCancel(context.Background())
-	return &feed{
+	f := &feed{
 		db: db, cfg: cfg,
 		channel: "latchkey_" + strconv.FormatUint(h.Sum64(), 36),
 		origin:  hex.EncodeToString(b[:]),
-		waiting: map[uint64]chan struct{}{},
+		waiting: map[uint64]*echo{},
 		upCh:    make(chan struct{}),
 		ctx:     ctx, cancel: cancel, done: make(chan struct{}),
-		idle: 10 * time.Second, echoMax: 2 * time.Second,
+		idle: 10 * time.Second, ackMax: time.Second,
 	}
+	f.ackCh = f.channel + "_" + f.origin
+	f.name = feedPrefix(f.channel) + f.origin
+	cfg.RuntimeParams["application_name"] = f.name
+	return f
 }
 
 func (f *feed) up() bool { return f.isUp.Load() }
@@ -190,9 +219,11 @@ func (f *feed) listen() (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{f.channel}.Sanitize()); err != nil {
-		_ = conn.Close(ctx)
-		return nil, err
+	for _, ch := range []string{f.channel, f.ackCh} {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			_ = conn.Close(ctx)
+			return nil, err
+		}
 	}
 	return conn, nil
 }
@@ -206,10 +237,12 @@ func (f *feed) receive(conn *pgx.Conn) {
 		n, err := conn.WaitForNotification(ctx)
 		cancel()
 		if err == nil {
-			f.handle(n.Payload)
+			if !f.handle(conn, n.Channel, n.Payload) {
+				return
+			}
 			continue
 		}
-		if f.ctx.Err() != nil || !pgconnTimeout(err) {
+		if f.ctx.Err() != nil || !pgconn.Timeout(err) {
 			return
 		}
 		pctx, cancel := context.WithTimeout(f.ctx, 3*time.Second)
@@ -221,51 +254,88 @@ func (f *feed) receive(conn *pgx.Conn) {
 	}
 }
 
-func pgconnTimeout(err error) bool {
-	return strings.Contains(err.Error(), "timeout") || strings.Contains(err.Error(), "deadline")
-}
-
-// A payload is "origin seq kind value": kind t with a token digest in hex,
-// or u with a user id.
-func (f *feed) handle(payload string) {
+// handle applies one notification. On the changes channel a payload is
+// "origin seq kind value" (kind t with a token digest in hex, or u with a
+// user id), and another replica's change is acknowledged to it; on this
+// process's acknowledgement channel it is "seq replica". It reports false
+// when the connection failed.
+func (f *feed) handle(conn *pgx.Conn, channel, payload string) bool {
 	parts := strings.Fields(payload)
+	if channel == f.ackCh {
+		if len(parts) == 2 {
+			if seq, err := strconv.ParseUint(parts[0], 10, 64); err == nil {
+				f.acked(seq, parts[1])
+			}
+		}
+		return true
+	}
 	if len(parts) != 4 {
-		return
+		return true
 	}
 	var c change
 	switch parts[2] {
 	case "t":
 		b, err := hex.DecodeString(parts[3])
 		if err != nil || len(b) != 32 {
-			return
+			return true
 		}
 		copy(c.token[:], b)
 		c.isToken = true
 	case "u":
 		id, err := strconv.ParseInt(parts[3], 10, 64)
 		if err != nil {
-			return
+			return true
 		}
 		c.user = id
 	default:
-		return
+		return true
 	}
 	f.db.apply([]change{c})
 	if parts[0] == f.origin {
-		if seq, err := strconv.ParseUint(parts[1], 10, 64); err == nil {
-			f.mu.Lock()
-			if ch, ok := f.waiting[seq]; ok {
-				close(ch)
-				delete(f.waiting, seq)
-			}
-			f.mu.Unlock()
+		return true
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, 3*time.Second)
+	defer cancel()
+	_, err := conn.Exec(ctx, "SELECT pg_notify($1, $2)", f.channel+"_"+parts[0], parts[1]+" "+f.origin)
+	return err == nil
+}
+
+// echo is a published change whose acknowledgements a writer waits for.
+type echo struct {
+	seq  uint64
+	acks map[string]bool // replicas that acknowledged
+	want map[string]bool // replicas that must; nil until the writer knows them
+	ch   chan struct{}   // closed when every wanted replica acknowledged
+}
+
+func (e *echo) check() {
+	if e.want == nil {
+		return
+	}
+	for r := range e.want {
+		if !e.acks[r] {
+			return
 		}
+	}
+	select {
+	case <-e.ch:
+	default:
+		close(e.ch)
 	}
 }
 
-// publish sends the changes inside tx and returns a channel closed when the
-// last of them came back through this process's own LISTEN connection
-// (nil when the feed is down: nothing to wait for).
+func (f *feed) acked(seq uint64, replica string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e, ok := f.waiting[seq]; ok {
+		e.acks[replica] = true
+		e.check()
+	}
+}
+
+// publish sends the changes inside tx. The returned echo (nil while the
+// feed is down: the others' caches are then not ours to wait for) is
+// waited on with await once the transaction has committed.
 func (f *feed) publish(ctx context.Context, tx *Tx, cs []change) (*echo, error) {
 	var last uint64
 	for _, c := range cs {
@@ -283,29 +353,48 @@ func (f *feed) publish(ctx context.Context, tx *Tx, cs []change) (*echo, error) 
 	if !f.up() {
 		return nil, nil
 	}
-	e := &echo{seq: last, ch: make(chan struct{})}
+	// Registered before the commit: acknowledgements may come back before
+	// the writer has learnt whom to expect them from.
+	e := &echo{seq: last, acks: map[string]bool{}, ch: make(chan struct{})}
 	f.mu.Lock()
-	f.waiting[last] = e.ch
+	f.waiting[last] = e
 	f.mu.Unlock()
 	return e, nil
 }
 
-// echo is a published change this process waits to hear back.
-type echo struct {
-	seq uint64
-	ch  chan struct{}
-}
-
-// await waits, a bounded time, for a published change to come back. When
-// it came back here, PostgreSQL has signalled every listening replica.
+// await waits, at most ackMax, until every other replica whose feed is
+// connected has acknowledged the last change of a committed write. A
+// replica that does not answer in time (stopped, overloaded) only delays
+// the writer; one whose feed is down is not waited for, since its cache is
+// bypassed.
 func (f *feed) await(ctx context.Context, e *echo) {
-	t := time.NewTimer(f.echoMax)
-	defer t.Stop()
 	defer func() {
 		f.mu.Lock()
 		delete(f.waiting, e.seq)
 		f.mu.Unlock()
 	}()
+	want := map[string]bool{}
+	rows, err := f.db.Query(ctx, `SELECT application_name FROM pg_stat_activity WHERE application_name LIKE ?`,
+		feedPrefix(f.channel)+"%")
+	if err != nil {
+		return
+	}
+	for rows.Next() {
+		var name string
+		if rows.Scan(&name) == nil {
+			if r := strings.TrimPrefix(name, feedPrefix(f.channel)); r != f.origin {
+				want[r] = true
+			}
+		}
+	}
+	rows.Close()
+	f.mu.Lock()
+	e.want = want
+	e.check()
+	f.mu.Unlock()
+
+	t := time.NewTimer(f.ackMax)
+	defer t.Stop()
 	select {
 	case <-e.ch:
 	case <-t.C:
@@ -314,12 +403,16 @@ func (f *feed) await(ctx context.Context, e *echo) {
 	}
 }
 
-// release frees every writer waiting for an echo (the feed went down).
+// release frees every writer waiting for acknowledgements (the feed went
+// down: they would not be heard).
 func (f *feed) release() {
 	f.mu.Lock()
-	for seq, ch := range f.waiting {
-		close(ch)
-		delete(f.waiting, seq)
+	for _, e := range f.waiting {
+		select {
+		case <-e.ch:
+		default:
+			close(e.ch)
+		}
 	}
 	f.mu.Unlock()
 }

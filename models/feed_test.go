@@ -1,0 +1,184 @@
+package models_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/tcpproxy"
+	"github.com/latchkey/latchkey/internal/testdb"
+	"github.com/latchkey/latchkey/models"
+)
+
+// replica is one process's view of a shared PostgreSQL store.
+type replica struct {
+	db    *models.DB
+	users *models.Users
+}
+
+func openReplica(t *testing.T, open func() (*models.DB, error)) replica {
+	t.Helper()
+	db, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return replica{db: db, users: models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8}), models.Config{})}
+}
+
+func (r replica) authOK(t *testing.T, token string) bool {
+	t.Helper()
+	s, err := r.users.Authenticate(context.Background(), token, models.ScopeSession)
+	if err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	return s != nil
+}
+
+func (r replica) login(t *testing.T, email, password string) *models.Session {
+	t.Helper()
+	tok, u, err := r.users.Login(context.Background(), models.Credentials{Email: email, Password: password}, models.ClientMeta{})
+	if err != nil {
+		t.Fatalf("login %s: %v", email, err)
+	}
+	return &models.Session{Token: *tok, User: *u}
+}
+
+// deleteBehindTheBack removes a token the way an admin's SQL shell would:
+// no change feed, so only a cache that is not trusted can notice.
+func deleteBehindTheBack(t *testing.T, db *models.DB, token string) {
+	t.Helper()
+	d := models.Digest(token)
+	err := db.Write(context.Background(), time.Now(), func(tx *models.Tx) error {
+		_, err := tx.Exec(context.Background(), `DELETE FROM access_tokens WHERE digest = ?`, d[:])
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFeedEndsSessionsOnEveryReplica (SECURITY X1): two replicas on one
+// PostgreSQL database; a session that replica B holds in its cache fails on
+// B at the very next call after replica A ends it, 100 times out of 100, for
+// logout and for every other way a session ends.
+func TestFeedEndsSessionsOnEveryReplica(t *testing.T) {
+	ctx := context.Background()
+	dsn := testdb.Postgres(t)
+	a := openReplica(t, func() (*models.DB, error) { return models.Open(ctx, dsn) })
+	b := openReplica(t, func() (*models.DB, error) { return models.Open(ctx, dsn) })
+	user := mustCreate(t, a.users, "email", "ann@example.com", "password", "correct horse battery")
+
+	// The control: B really answers from its cache, so the checks below
+	// could fail; a change made behind Latchkey's back is not seen.
+	s := a.login(t, "ann@example.com", "correct horse battery")
+	if !b.authOK(t, s.Token.ID) {
+		t.Fatal("B does not know a fresh session")
+	}
+	deleteBehindTheBack(t, a.db, s.Token.ID)
+	if !b.authOK(t, s.Token.ID) {
+		t.Fatal("B's cache was not used: this test would prove nothing")
+	}
+
+	misses := 0
+	for range 100 {
+		s := a.login(t, "ann@example.com", "correct horse battery")
+		if !b.authOK(t, s.Token.ID) || !b.authOK(t, s.Token.ID) {
+			t.Fatal("B refuses a live session")
+		}
+		if _, err := a.users.Logout(ctx, s, models.ClientMeta{}); err != nil {
+			t.Fatal(err)
+		}
+		if b.authOK(t, s.Token.ID) {
+			misses++
+		}
+	}
+	if misses != 0 {
+		t.Fatalf("after a logout on A, B still accepted the token %d times in 100", misses)
+	}
+
+	// Every other way a session ends.
+	keep := a.login(t, "ann@example.com", "correct horse battery")
+	other := a.login(t, "ann@example.com", "correct horse battery")
+	b.authOK(t, other.Token.ID)
+	if ok, err := a.users.RevokeSession(ctx, keep, other.Token.DigestHex(), models.ClientMeta{}); err != nil || !ok {
+		t.Fatalf("revoke: %v %v", ok, err)
+	}
+	if b.authOK(t, other.Token.ID) {
+		t.Fatal("a revoked session still works on B")
+	}
+	other = a.login(t, "ann@example.com", "correct horse battery")
+	b.authOK(t, other.Token.ID)
+	if err := a.users.ChangePassword(ctx, keep, "correct horse battery", "another long passphrase", models.ClientMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	if b.authOK(t, other.Token.ID) {
+		t.Fatal("after a password change on A, another session still works on B")
+	}
+	if !b.authOK(t, keep.Token.ID) {
+		t.Fatal("the session that changed the password ended on B")
+	}
+	if _, err := a.users.DeleteUser(ctx, user.ID, models.ClientMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	if b.authOK(t, keep.Token.ID) {
+		t.Fatal("a deleted user's session still works on B")
+	}
+}
+
+// TestFeedLostBypassesCache: when a replica loses its change feed it cannot
+// hear other replicas' changes, so it drops its cache and reads the store
+// for every request until the feed is back; then it caches again.
+func TestFeedLostBypassesCache(t *testing.T) {
+	ctx := context.Background()
+	dsn := testdb.Postgres(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := tcpproxy.New(t, u.Host)
+	r := openReplica(t, func() (*models.DB, error) { return models.OpenPostgresFeedVia(ctx, dsn, px.Addr()) })
+	mustCreate(t, r.users, "email", "bo@example.com", "password", "correct horse battery")
+	waitFeed(t, r.db, true)
+
+	cached := func() bool { // is a fresh session answered from the cache?
+		s := r.login(t, "bo@example.com", "correct horse battery")
+		r.authOK(t, s.Token.ID)
+		deleteBehindTheBack(t, r.db, s.Token.ID)
+		return r.authOK(t, s.Token.ID)
+	}
+	if !cached() {
+		t.Fatal("with the feed up the cache is not used: this test would prove nothing")
+	}
+
+	live := r.login(t, "bo@example.com", "correct horse battery")
+	r.authOK(t, live.Token.ID)
+	px.Cut()
+	waitFeed(t, r.db, false)
+	// Cached before the cut, gone since: the replica must not believe its cache.
+	deleteBehindTheBack(t, r.db, live.Token.ID)
+	if r.authOK(t, live.Token.ID) {
+		t.Fatal("with the feed down, a session ended elsewhere was still accepted")
+	}
+	if cached() {
+		t.Fatal("with the feed down, the cache was still used")
+	}
+
+	px.Restore()
+	waitFeed(t, r.db, true)
+	if !cached() {
+		t.Fatal("the cache is not used again once the feed is back")
+	}
+}
+
+func waitFeed(t *testing.T, db *models.DB, up bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for db.FeedUp() != up {
+		if time.Now().After(deadline) {
+			t.Fatalf("feed up = %v after 10s, want %v", !up, up)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
