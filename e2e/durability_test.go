@@ -117,10 +117,10 @@ type lkpProc struct {
 
 var lkpListening = regexp.MustCompile(`latchkey listening.*? addr=http://(127\.0\.0\.1:\d+)`)
 
-// lkpStart runs the binary with the given LATCHKEY_* settings (added to
+// lkpLaunch starts the binary with the given LATCHKEY_* settings (added to
 // LATCHKEY_ADDR=127.0.0.1:0 and text logs; LATCHKEY_* variables of the test
-// process itself are not passed on) and waits until it answers /healthz.
-func lkpStart(t testing.TB, bin string, settings map[string]string) *lkpProc {
+// process itself are not passed on), without waiting for it.
+func lkpLaunch(t testing.TB, bin string, settings map[string]string) *lkpProc {
 	t.Helper()
 	var env []string
 	for _, kv := range os.Environ() {
@@ -148,7 +148,21 @@ func lkpStart(t testing.TB, bin string, settings map[string]string) *lkpProc {
 		close(p.done)
 	}()
 	t.Cleanup(func() { p.Kill() })
+	return p
+}
 
+// lkpStart runs the binary (lkpLaunch) and waits until it answers /healthz.
+func lkpStart(t testing.TB, bin string, settings map[string]string) *lkpProc {
+	t.Helper()
+	p := lkpLaunch(t, bin, settings)
+	p.waitReady(t)
+	return p
+}
+
+// waitReady waits until the process has logged its address and answers
+// /healthz with 200.
+func (p *lkpProc) waitReady(t testing.TB) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for p.Base == "" {
 		if m := lkpListening.FindStringSubmatch(p.Log.String()); m != nil {
@@ -170,7 +184,7 @@ func lkpStart(t testing.TB, bin string, settings map[string]string) *lkpProc {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				return
 			}
 		}
 		if time.Now().After(deadline) {
