@@ -8,6 +8,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/tcpproxy"
 	"github.com/latchkey/latchkey/internal/testdb"
+	"github.com/latchkey/latchkey/internal/testkit"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -180,5 +181,43 @@ func waitFeed(t *testing.T, db *models.DB, up bool) {
 			t.Fatalf("feed up = %v after 10s, want %v", !up, up)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPruningRunsOnOneReplicaAtATime: the background pruners take an
+// advisory lock, so while one replica prunes another skips its turn instead
+// of deleting the same rows beside it.
+func TestPruningRunsOnOneReplicaAtATime(t *testing.T) {
+	ctx := context.Background()
+	dsn := testdb.Postgres(t)
+	clk := testkit.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	open := func() (*models.DB, *models.Users) {
+		db, err := models.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db, models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8}), models.Config{Now: clk.Now})
+	}
+	a, _ := open()
+	_, ub := open()
+	mustCreate(t, ub, "email", "old@example.com", "password", "correct horse battery")
+	for range 3 {
+		if _, _, err := ub.Login(ctx, models.Credentials{Email: "old@example.com", Password: "correct horse battery", TTL: 60}, models.ClientMeta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(2 * time.Minute)
+
+	release, err := a.HoldLock(ctx, "prune-tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ub.PruneExpired(ctx, 100); err != nil || n != 0 {
+		t.Fatalf("pruned %d (%v) while another replica holds the pruning lock", n, err)
+	}
+	release()
+	if n, err := ub.PruneExpired(ctx, 100); err != nil || n != 3 {
+		t.Fatalf("pruned %d (%v) once the lock was free, want 3", n, err)
 	}
 }
