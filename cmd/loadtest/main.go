@@ -5,8 +5,8 @@
 //	go run ./cmd/loadtest -growth      # then again with 1,000,000 users and 5,000,000 tokens
 //	go tool -modfile=tools/go.mod task load -- -duration 5s
 //
-// It builds the server, seeds a temporary SQLite database straight through
-// SQL, starts the server and a bare Echo baseline on free loopback ports,
+// It builds the server, seeds a temporary SQLite database through the models
+// import API, starts the server and a bare Echo baseline on free loopback ports,
 // and drives them with established load generators: wrk (closed loop, Lua
 // scripts for per-request tokens and login bodies) and vegeta (open loop, for
 // the saturation run). Server CPU comes from /proc/<pid>/stat, memory from
