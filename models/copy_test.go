@@ -156,6 +156,34 @@ func sameDump(t *testing.T, what string, got, want map[string][]string) {
 	}
 }
 
+// indexDefs are the definitions of every index of db: a copy drops the
+// secondary ones while it fills a table and must leave them as they were.
+func indexDefs(t *testing.T, db *models.DB) string {
+	t.Helper()
+	q := `SELECT name || ': ' || COALESCE(sql, '') FROM sqlite_master WHERE type = 'index' ORDER BY name`
+	if db.Dialect() == "postgres" {
+		q = `SELECT indexname || ': ' || regexp_replace(indexdef, ' ON \S+\.', ' ON ') FROM pg_indexes
+			WHERE schemaname = current_schema() ORDER BY indexname`
+	}
+	rows, err := db.Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var defs []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			t.Fatal(err)
+		}
+		defs = append(defs, d)
+	}
+	if err := rows.Err(); err != nil || len(defs) < 5 {
+		t.Fatalf("indexes %v, %v", defs, err)
+	}
+	return strings.Join(defs, "\n")
+}
+
 func assertEmpty(t *testing.T, db *models.DB) {
 	t.Helper()
 	for _, tb := range copiedTables {
@@ -180,6 +208,7 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	dsn := testdb.Postgres(t)
 	src, dst := openStore(t, fx.path), openStore(t, dsn)
 
+	indexes := indexDefs(t, dst)
 	var seen []models.CopyProgress
 	st, err := models.Copy(ctx, src, dst, models.CopyOptions{Progress: func(p models.CopyProgress) { seen = append(seen, p) }})
 	if err != nil {
@@ -187,6 +216,9 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	}
 	want := dumpTables(t, src)
 	sameDump(t, "after the copy", dumpTables(t, dst), want)
+	if got := indexDefs(t, dst); got != indexes {
+		t.Errorf("indexes after the copy:\n%s\nbefore:\n%s", got, indexes)
+	}
 	for _, c := range st.Copied {
 		if n := int64(len(want[c.Table]) - 1); c.Rows != n || n == 0 {
 			t.Errorf("stats: %s %d rows, the source has %d (want some in every table)", c.Table, c.Rows, n)
@@ -268,6 +300,7 @@ func TestCopyFailureLeavesTargetEmpty(t *testing.T) {
 				}
 			}
 
+			indexes := indexDefs(t, dst)
 			cctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			var stopped models.CopyProgress
@@ -287,6 +320,9 @@ func TestCopyFailureLeavesTargetEmpty(t *testing.T) {
 				t.Fatalf("a row the target refuses: %v", err)
 			}
 			assertEmpty(t, dst)
+			if got := indexDefs(t, dst); got != indexes {
+				t.Errorf("indexes after the failures:\n%s\nbefore:\n%s", got, indexes)
+			}
 
 			exec(target.allow)
 			if _, err := models.Copy(ctx, src, dst, models.CopyOptions{}); err != nil {
@@ -312,6 +348,9 @@ func TestCopyRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameDump(t, "after the round trip", dumpTables(t, back), dumpTables(t, src))
+	if got, want := indexDefs(t, back), indexDefs(t, src); got != want {
+		t.Errorf("indexes after the round trip:\n%s\nwant:\n%s", got, want)
+	}
 	if dave := mustCreate(t, accountService(back, fx.clk), "email", "dave@example.com", "password", "golden-valley-12"); dave.ID != 4 {
 		t.Errorf("a sign-up after the round trip got id %d, want 4", dave.ID)
 	}
