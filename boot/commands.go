@@ -33,6 +33,7 @@ func commands(start time.Time, ready func(addr string)) []Command {
 			Run: func(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer) error {
 				return serve(ctx, cfg, stdout, start, ready)
 			}},
+		copyCommand(),
 	}
 }
 
