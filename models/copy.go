@@ -258,6 +258,9 @@ func Copy(ctx context.Context, src, dst *DB, opts CopyOptions) (CopyStats, error
 		})
 	})
 	st.Elapsed = time.Since(start)
+	if err != nil {
+		st.Copied, st.Deleted = nil, nil // rolled back: none of it happened
+	}
 	return st, err
 }
 

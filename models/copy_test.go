@@ -316,8 +316,8 @@ func TestCopyFailureLeavesTargetEmpty(t *testing.T) {
 			assertEmpty(t, dst)
 
 			exec(target.refuse)
-			if _, err := models.Copy(ctx, src, dst, models.CopyOptions{}); err == nil || !strings.Contains(err.Error(), "audit_events") {
-				t.Fatalf("a row the target refuses: %v", err)
+			if st, err := models.Copy(ctx, src, dst, models.CopyOptions{}); err == nil || !strings.Contains(err.Error(), "audit_events") || st.Copied != nil {
+				t.Fatalf("a row the target refuses: %v, stats %+v (want none: nothing was copied)", err, st)
 			}
 			assertEmpty(t, dst)
 			if got := indexDefs(t, dst); got != indexes {
