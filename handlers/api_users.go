@@ -65,7 +65,7 @@ func (h *Handler) handleAPICreate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeRaw(c, http.StatusOK, models.MarshalUser(u))
+	return writeRaw(c, http.StatusOK, MarshalUser(u))
 }
 
 // loginResponse is LoopBack's AccessToken JSON.
@@ -107,7 +107,7 @@ func (h *Handler) handleAPILogin(c echo.Context) error {
 	}
 	cred.Password = pw
 	if raw, ok := body.Get("ttl"); ok {
-		if cred.TTL, err = models.ParseTTL(raw); err != nil {
+		if cred.TTL, err = ParseTTL(raw); err != nil {
 			return err
 		}
 	}
@@ -117,7 +117,7 @@ func (h *Handler) handleAPILogin(c echo.Context) error {
 	}
 	resp := loginResponse{ID: tok.ID, TTL: tok.TTL, Created: ISOTime(tok.Created), UserID: u.ID}
 	if strings.EqualFold(c.QueryParam("include"), "user") {
-		resp.User = models.MarshalUser(u)
+		resp.User = MarshalUser(u)
 	}
 	return writeJSON(c, http.StatusOK, resp)
 }
@@ -148,7 +148,7 @@ func (h *Handler) handleAPIGetUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeRaw(c, http.StatusOK, models.MarshalUser(&s.User))
+	return writeRaw(c, http.StatusOK, MarshalUser(&s.User))
 }
 
 // handleAPIPatchUser is PATCH /api/users/:id (owner only).
@@ -165,7 +165,7 @@ func (h *Handler) handleAPIPatchUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeRaw(c, http.StatusOK, models.MarshalUser(u))
+	return writeRaw(c, http.StatusOK, MarshalUser(u))
 }
 
 // handleAPIReplaceUser is PUT /api/users/:id and POST /api/users/:id/replace

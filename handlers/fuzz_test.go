@@ -21,10 +21,11 @@ import (
 )
 
 // Fuzz targets for what the handlers read from a request before any model
-// code runs: token transports, bodies, and the whole login handler. Run one
-// with `go test -run '^$' -fuzz '^FuzzReadBody$' -fuzztime 15s ./handlers`;
-// .ci/run runs every Fuzz* for a fixed time. Without -fuzz the seeds run as
-// ordinary tests.
+// code runs: token transports, bodies, a login's ttl, and the whole login
+// handler. Run one with
+// `go test -run '^$' -fuzz '^FuzzReadBody$' -fuzztime 15s ./handlers`;
+// .ci/run runs every Fuzz* for a fixed time. Without -fuzz the seeds and
+// testdata/fuzz/<Name>/ files run as ordinary tests.
 
 const fuzzToken = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789aBcDeFgHiJkLmNoPqRsTuVwXyZ01"
 
@@ -195,6 +196,34 @@ func FuzzAPILogin(f *testing.F) {
 		}
 		if rec.Body.Len() > 0 && !json.Valid(rec.Body.Bytes()) {
 			t.Fatalf("POST %s (%q, %q) → %d with a body that is not JSON: %q", target, contentType, body, rec.Code, rec.Body.String())
+		}
+	})
+}
+
+// FuzzParseTTL: the ttl member of a login body, any raw bytes. Never panics;
+// the answer is models.ErrInvalidTTL or a value ≥ -1 (-1 is "eternal", for the
+// caller to allow or refuse).
+func FuzzParseTTL(f *testing.F) {
+	for _, s := range []string{
+		``, `null`, `0`, `60`, `-1`, `-2`, `1.5`, `1e3`, `1e400`, `-1e400`, `"120"`, `" 120 "`,
+		`""`, `"abc"`, `"1e3"`, `9223372036854775807`, `9223372036854775808`, `-0`, `true`, `{}`,
+		`[60]`, `"\u0031"`, `0x10`, `1_000`, `Inf`, `NaN`, `"-1"`, ` 60 `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n, err := handlers.ParseTTL(json.RawMessage(data))
+		if err != nil {
+			if !errors.Is(err, models.ErrInvalidTTL) {
+				t.Fatalf("ParseTTL(%q): unexpected error %v", data, err)
+			}
+			if n != 0 {
+				t.Fatalf("ParseTTL(%q): error with value %d", data, n)
+			}
+			return
+		}
+		if n < -1 {
+			t.Fatalf("ParseTTL(%q) = %d, below -1", data, n)
 		}
 	})
 }

@@ -6,10 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"regexp"
-	"strconv"
-	"strings"
 )
 
 // Field is one member of a JSON object, kept in the order it was sent.
@@ -186,53 +182,4 @@ func lbValue(v json.RawMessage, present bool) string {
 		return "undefined"
 	}
 	return string(v)
-}
-
-// jsonNumber is the grammar of a JSON number (strconv also takes "Inf", hex, "1_0").
-var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
-
-// ParseTTL reads a login's requested ttl as LoopBack does: absent, null or 0
-// mean the default; a number or a numeric string is taken as seconds. Values
-// that are negative (other than -1, returned as is for the caller to allow or
-// refuse), fractional or not numeric are ErrInvalidTTL.
-func ParseTTL(v json.RawMessage) (int64, error) {
-	if isNull(v) {
-		return 0, nil
-	}
-	s := string(bytes.TrimSpace(v))
-	if s == "" {
-		// Whitespace only: not JSON, and s[0] below would panic.
-		return 0, ErrInvalidTTL
-	}
-	if s[0] == '"' {
-		var str string
-		if err := json.Unmarshal(v, &str); err != nil {
-			return 0, ErrInvalidTTL
-		}
-		s = strings.TrimSpace(str)
-		if s == "" {
-			return 0, nil
-		}
-	}
-	if !jsonNumber.MatchString(s) {
-		return 0, ErrInvalidTTL
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		// Exponent forms and numbers beyond int64: whole values only; the caller caps them.
-		f, ferr := strconv.ParseFloat(s, 64)
-		switch {
-		case ferr != nil && !errors.Is(ferr, strconv.ErrRange), math.IsNaN(f), f < 0:
-			return 0, ErrInvalidTTL
-		case f >= math.MaxInt64/2:
-			return math.MaxInt64 / 2, nil
-		case f != math.Trunc(f):
-			return 0, ErrInvalidTTL
-		}
-		n = int64(f)
-	}
-	if n < -1 {
-		return 0, ErrInvalidTTL
-	}
-	return n, nil
 }

@@ -3,7 +3,6 @@ package models_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -94,34 +93,6 @@ func normFields(f models.Fields) []models.Field {
 		out = append(out, models.Field{Name: x.Name, Value: append(json.RawMessage{}, x.Value...)})
 	}
 	return out
-}
-
-// FuzzParseTTL: the ttl member of a login body, any raw bytes. Never panics;
-// the answer is ErrInvalidTTL or a value ≥ -1 (-1 is "eternal", for the
-// caller to allow or refuse).
-func FuzzParseTTL(f *testing.F) {
-	for _, s := range []string{
-		``, `null`, `0`, `60`, `-1`, `-2`, `1.5`, `1e3`, `1e400`, `-1e400`, `"120"`, `" 120 "`,
-		`""`, `"abc"`, `"1e3"`, `9223372036854775807`, `9223372036854775808`, `-0`, `true`, `{}`,
-		`[60]`, `"\u0031"`, `0x10`, `1_000`, `Inf`, `NaN`, `"-1"`, ` 60 `,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		n, err := models.ParseTTL(json.RawMessage(data))
-		if err != nil {
-			if !errors.Is(err, models.ErrInvalidTTL) {
-				t.Fatalf("ParseTTL(%q): unexpected error %v", data, err)
-			}
-			if n != 0 {
-				t.Fatalf("ParseTTL(%q): error with value %d", data, n)
-			}
-			return
-		}
-		if n < -1 {
-			t.Fatalf("ParseTTL(%q) = %d, below -1", data, n)
-		}
-	})
 }
 
 // FuzzEmail: email addresses as typed. ValidEmail and EmailKey never panic;

@@ -3,7 +3,6 @@ package models
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -49,6 +48,11 @@ var reserved = map[string]bool{
 	"id": true, "email": true, "username": true, "password": true, "realm": true,
 	"emailVerified": true, "verificationToken": true, "access_token": true,
 }
+
+// ReservedField reports whether name is one of LoopBack's User properties
+// (or a transport field such as access_token), which are never profile
+// fields.
+func ReservedField(name string) bool { return reserved[name] }
 
 // EmailKey is the lookup key of an address: trimmed and lower-cased, so
 // lookups and uniqueness ignore case (the address is stored as given).
@@ -450,32 +454,4 @@ func (s *Users) DeleteUser(ctx context.Context, id int64, meta ClientMeta) (int6
 		return tx.Audit(ctx, "user.deleted", id, meta, "")
 	})
 	return n, err
-}
-
-// MarshalUser is the LoopBack JSON of a user: realm, username, email,
-// emailVerified, id, then the profile fields; never the password.
-func MarshalUser(u *User) json.RawMessage {
-	f := make(Fields, 0, 5+len(u.Profile))
-	add := func(name string, v any) {
-		b, _ := json.Marshal(v)
-		f = append(f, Field{Name: name, Value: b})
-	}
-	if u.Realm != nil {
-		add("realm", *u.Realm)
-	}
-	if u.Username != "" {
-		add("username", u.Username)
-	}
-	add("email", u.Email)
-	if u.EmailVerified != nil {
-		add("emailVerified", *u.EmailVerified)
-	}
-	add("id", u.ID)
-	for _, p := range u.Profile {
-		if !reserved[p.Name] {
-			f = append(f, p)
-		}
-	}
-	b, _ := f.MarshalJSON()
-	return b
 }
