@@ -115,7 +115,7 @@ func TestPasswordCheckSettings(t *testing.T) {
 	}
 	ctx := models.PasswordContext{Email: "alice@example.com", Username: "alice"}
 	code := func(app *boot.App, pw string) string {
-		if me, ok := models.AsError(app.Users.Hasher().CheckPolicy(pw, ctx)); ok {
+		if me, ok := models.AsError(app.Users.CheckPasswordPolicy(pw, ctx)); ok {
 			return me.Code
 		}
 		return ""

@@ -75,7 +75,7 @@ func registerMail(users *models.Users, baseURL string, notify func()) {
 		m, err := email.RenderVerify(ctx, email.VerifyData{
 			Email: ev.User.Email,
 			Link:  ConfirmLink(baseURL, ev.User.ID, ev.Redirect, ev.Token),
-			Hours: ceilDiv(users.Config().VerifyTTL, 3600),
+			Hours: ceilDiv(users.VerifyTTL(), 3600),
 		})
 		return enqueue(ctx, tx, KindVerifyEmail, ev.User.Email, m, err)
 	})

@@ -39,7 +39,7 @@ func (h *Handler) handleAPIReset(c echo.Context) error {
 	// only its length: it is never stored, so the common-password and
 	// context rules (which LoopBack never had) would only break clients.
 	if pw, present, ok := body.String("password"); present && ok && pw != "" {
-		if err := h.Users.Hasher().CheckLength(pw); err != nil {
+		if err := h.Users.CheckPasswordLength(pw); err != nil {
 			return err
 		}
 	}

@@ -28,7 +28,7 @@ type pages struct {
 // token in a cookie and the _csrf form field) and the session from its
 // cookie.
 func (h *Handler) registerPages(e *echo.Echo) {
-	p := &pages{Handler: h, minPassword: h.Users.Hasher().MinLength()}
+	p := &pages{Handler: h, minPassword: h.Users.PasswordMinLength()}
 
 	csrf := middleware.CSRFWithConfig(middleware.CSRFConfig{
 		TokenLookup:    "form:_csrf",
@@ -215,7 +215,7 @@ func (p *pages) handleSignupSubmit(c echo.Context) error {
 	}
 	if password == "" {
 		form.Errors["password"] = "Enter a password."
-	} else if err := p.Users.Hasher().CheckPolicy(password, models.PasswordContext{Email: email, Username: username}); err != nil {
+	} else if err := p.Users.CheckPasswordPolicy(password, models.PasswordContext{Email: email, Username: username}); err != nil {
 		me, ok := models.AsError(err)
 		if !ok {
 			return err
@@ -327,7 +327,7 @@ func (p *pages) handleCheckEmail(c echo.Context) error {
 	if sessionOf(c) == nil {
 		return seeOther(c, "/login")
 	}
-	return render(c, http.StatusOK, views.CheckEmailPage(p.page(c, "Check your email"), humanDuration(p.Users.Config().VerifyTTL)))
+	return render(c, http.StatusOK, views.CheckEmailPage(p.page(c, "Check your email"), humanDuration(p.Users.VerifyTTL())))
 }
 
 // handleVerified is where the confirmation link (GET /api/users/confirm

@@ -74,7 +74,7 @@ func (p *pages) resetCookieName() string {
 
 func (p *pages) setResetCookie(c echo.Context, token string) {
 	c.SetCookie(&http.Cookie{Name: p.resetCookieName(), Value: token, Path: resetPath,
-		MaxAge: int(p.Users.Config().ResetTTL), HttpOnly: true, Secure: p.SecureCookies, SameSite: http.SameSiteLaxMode})
+		MaxAge: int(p.Users.ResetTTL()), HttpOnly: true, Secure: p.SecureCookies, SameSite: http.SameSiteLaxMode})
 }
 
 func (p *pages) clearResetCookie(c echo.Context) {
@@ -146,7 +146,7 @@ func (p *pages) handleResetSubmit(c echo.Context) error {
 	form := views.ResetForm{Token: raw, Email: u.Email, Errors: views.FieldErrors{}, MinPassword: p.minPassword}
 	if password == "" {
 		form.Errors["password"] = "Enter a new password."
-	} else if err := p.Users.Hasher().CheckPolicy(password, u.PasswordContext()); err != nil {
+	} else if err := p.Users.CheckPasswordPolicy(password, u.PasswordContext()); err != nil {
 		me, ok := models.AsError(err)
 		if !ok {
 			return err

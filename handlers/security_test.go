@@ -31,6 +31,7 @@ import (
 type secEnv struct {
 	*testEnv
 	limiter *models.Limiter
+	hasher  *models.Hasher
 	resets  *emitted // reset tokens the models asked to mail
 	verify  *emitted
 }
@@ -83,7 +84,7 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	lc.Now = clk.Now
 	limiter := models.NewLimiter(db, lc)
 	users.SetThrottle(limiter)
-	env := &secEnv{limiter: limiter, resets: &emitted{}, verify: &emitted{}}
+	env := &secEnv{limiter: limiter, hasher: hasher, resets: &emitted{}, verify: &emitted{}}
 	users.OnResetPasswordRequest(func(_ context.Context, _ *models.Tx, ev models.ResetPasswordRequest) error {
 		env.resets.add(ev.AccessToken.ID)
 		return nil
@@ -640,7 +641,7 @@ func TestSecurity_S8_DeleteEndsSessions(t *testing.T) {
 // first hash (bcrypt cost 12) runs.
 func TestHashingPoolFullAnswers503(t *testing.T) {
 	env := newSecEnv(t, secOptions{hash: models.HashConfig{BcryptCost: 12, Workers: 1, Queue: 1}, limits: &models.LimitConfig{}})
-	env.users.Hasher().Warm()
+	env.hasher.Warm()
 	const n = 8
 	type result struct {
 		status     int

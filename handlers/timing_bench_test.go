@@ -26,8 +26,9 @@ func BenchmarkLoginUnknownVsWrongPassword(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	users := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 10, MinLength: 8}), models.Config{})
-	users.Hasher().Warm()
+	hasher := models.NewHasher(models.HashConfig{BcryptCost: 10, MinLength: 8})
+	users := models.NewUsers(db, hasher, models.Config{})
+	hasher.Warm()
 	e := echo.New()
 	handlers.New(handlers.Options{Users: users, BaseURL: "http://localhost:3000"}).Register(e)
 	if _, err := users.CreateUser(ctx, models.StringFields("email", "known@example.com", "password", "nwonk-pw-1-long"), models.ClientMeta{}); err != nil {

@@ -25,12 +25,21 @@ func mustOpenDB(t testing.TB) *models.DB {
 // a cheap bcrypt cost.
 func newUsers(t testing.TB, cfg models.Config) (*models.Users, *testkit.Clock) {
 	t.Helper()
+	u, _, clk := newUsersDB(t, cfg)
+	return u, clk
+}
+
+// newUsersDB is newUsers with the database, for tests that read or write
+// rows beside the service.
+func newUsersDB(t testing.TB, cfg models.Config) (*models.Users, *models.DB, *testkit.Clock) {
+	t.Helper()
 	clk := testkit.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	if cfg.Now == nil {
 		cfg.Now = clk.Now
 	}
 	h := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8})
-	return models.NewUsers(mustOpenDB(t), h, cfg), clk
+	db := mustOpenDB(t)
+	return models.NewUsers(db, h, cfg), db, clk
 }
 
 func mustCreate(t testing.TB, u *models.Users, kv ...string) *models.User {

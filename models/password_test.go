@@ -55,16 +55,16 @@ func TestBcryptjsHashesVerify(t *testing.T) {
 	}
 
 	// Imported into the database as LoopBack left it, then logged in.
-	u, _ := newUsers(t, models.Config{})
+	u, db, _ := newUsersDB(t, models.Config{})
 	user := mustCreate(t, u, "email", "legacy@example.com", "password", "placeholder-1")
 	x := fx.Hashes[0]
-	importHash(t, u, user.ID, x.Hash)
+	importHash(t, db, user.ID, x.Hash)
 	if _, _, err := u.Login(ctx, models.Credentials{Email: "legacy@example.com", Password: x.Password}, models.ClientMeta{}); err != nil {
 		t.Fatalf("login with an imported bcryptjs hash: %v", err)
 	}
 	var hash string
 	var nfkc bool
-	u.DB().QueryRow(context.Background(), `SELECT password_hash, password_nfkc FROM users WHERE id = ?`, user.ID).Scan(&hash, &nfkc)
+	db.QueryRow(context.Background(), `SELECT password_hash, password_nfkc FROM users WHERE id = ?`, user.ID).Scan(&hash, &nfkc)
 	if hash == x.Hash || !nfkc {
 		t.Fatalf("hash not upgraded: %s %v", hash, nfkc)
 	}
@@ -74,9 +74,9 @@ func TestBcryptjsHashesVerify(t *testing.T) {
 }
 
 // importHash writes a hash as a LoopBack import would (raw bytes, nfkc 0).
-func importHash(t *testing.T, u *models.Users, id int64, hash string) {
+func importHash(t *testing.T, db *models.DB, id int64, hash string) {
 	t.Helper()
-	err := u.DB().Write(context.Background(), time.Now(), func(tx *models.Tx) error {
+	err := db.Write(context.Background(), time.Now(), func(tx *models.Tx) error {
 		_, err := tx.Exec(context.Background(), `UPDATE users SET password_hash = ?, password_nfkc = 0 WHERE id = ?`, hash, id)
 		return err
 	})
@@ -286,10 +286,10 @@ func TestHashUpgrade(t *testing.T) {
 // medians compared so machine load hits both sides alike.
 func TestUnknownUserCostsAHash(t *testing.T) {
 	db := mustOpenDB(t)
-	u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 8, MinLength: 8}), models.Config{})
+	h := models.NewHasher(models.HashConfig{BcryptCost: 8, MinLength: 8})
+	u := models.NewUsers(db, h, models.Config{})
 	ctx := context.Background()
 	mustCreate(t, u, "email", "known@example.com", "password", "nwonk-pw-1")
-	h := u.Hasher()
 	h.Warm()
 	cases := []models.Credentials{
 		{Email: "nobody@example.com", Password: "x"},
@@ -357,10 +357,11 @@ func TestHashingPoolBounded(t *testing.T) {
 // at once, telling which accounts exist).
 func TestLongNormalisedPasswordCostsAHash(t *testing.T) {
 	db := mustOpenDB(t)
-	u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 8, MinLength: 8}), models.Config{})
+	h := models.NewHasher(models.HashConfig{BcryptCost: 8, MinLength: 8})
+	u := models.NewUsers(db, h, models.Config{})
 	ctx := context.Background()
 	mustCreate(t, u, "email", "known@example.com", "password", "quiet-harbor-12")
-	u.Hasher().Warm()
+	h.Warm()
 	pw := strings.Repeat("\uFDFA", 4) // 12 bytes raw, 132 after NFKC
 	const rounds = 9
 	var known, unknown []time.Duration

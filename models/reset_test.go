@@ -45,9 +45,9 @@ func recordResets(u *models.Users) *resetRecorder {
 	return r
 }
 
-func outboxCount(t *testing.T, u *models.Users) int64 {
+func outboxCount(t *testing.T, db *models.DB) int64 {
 	t.Helper()
-	st, err := models.NewOutbox(u.DB(), models.OutboxConfig{}).Stats(context.Background())
+	st, err := models.NewOutbox(db, models.OutboxConfig{}).Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestRequestPasswordReset(t *testing.T) {
 	meta := models.ClientMeta{IP: "192.0.2.7", UserAgent: "test"}
 
 	t.Run("OK", func(t *testing.T) {
-		u, _ := newUsers(t, models.Config{})
+		u, db, _ := newUsersDB(t, models.Config{})
 		rec := recordResets(u)
 		bob := mustCreate(t, u, "email", "Bob@Example.com", "password", "bob-pw-1-long")
 		if err := u.RequestPasswordReset(ctx, " bob@example.com", meta); err != nil {
@@ -80,18 +80,18 @@ func TestRequestPasswordReset(t *testing.T) {
 		if _, _, err := u.Login(ctx, models.Credentials{Email: "bob@example.com", Password: "bob-pw-1-long"}, meta); err != nil {
 			t.Fatalf("login after a reset request: %v", err)
 		}
-		if n := outboxCount(t, u); n != 1 {
+		if n := outboxCount(t, db); n != 1 {
 			t.Fatalf("%d outbox rows", n)
 		}
 	})
 
 	t.Run("UnknownEmailIsSilent", func(t *testing.T) {
-		u, _ := newUsers(t, models.Config{})
+		u, db, _ := newUsersDB(t, models.Config{})
 		rec := recordResets(u)
 		if err := u.RequestPasswordReset(ctx, "nobody@example.com", meta); err != nil {
 			t.Fatal(err)
 		}
-		if len(rec.resets) != 0 || outboxCount(t, u) != 0 {
+		if len(rec.resets) != 0 || outboxCount(t, db) != 0 {
 			t.Fatal("an unknown email produced mail")
 		}
 		u2, _ := newUsers(t, models.Config{CompatEmailNotFound: true})
@@ -104,7 +104,7 @@ func TestRequestPasswordReset(t *testing.T) {
 	})
 
 	t.Run("ErrSubscriberRollsBack", func(t *testing.T) {
-		u, _ := newUsers(t, models.Config{})
+		u, db, _ := newUsersDB(t, models.Config{})
 		rec := recordResets(u)
 		mustCreate(t, u, "email", "bob@example.com", "password", "bob-pw-1-long")
 		if err := u.RequestPasswordReset(ctx, "bob@example.com", meta); err != nil {
@@ -119,7 +119,7 @@ func TestRequestPasswordReset(t *testing.T) {
 		if _, err := u.CheckResetToken(ctx, old); err != nil {
 			t.Fatalf("older token lost in a rolled-back request: %v", err)
 		}
-		if n := outboxCount(t, u); n != 1 {
+		if n := outboxCount(t, db); n != 1 {
 			t.Fatalf("%d outbox rows, want 1", n)
 		}
 	})

@@ -61,10 +61,10 @@ func TestThrottleSurvivesRestart(t *testing.T) {
 // deleted by Prune; live ones stay.
 func TestThrottlePrune(t *testing.T) {
 	ctx := context.Background()
-	u, clk := newUsers(t, models.Config{})
+	u, db, clk := newUsersDB(t, models.Config{})
 	lc := models.DefaultLimitConfig()
 	lc.Now = clk.Now
-	l := models.NewLimiter(u.DB(), lc)
+	l := models.NewLimiter(db, lc)
 	u.SetThrottle(l)
 	meta := models.ClientMeta{IP: "2001:db8:1:2::5"}
 	for i := 0; i < 3; i++ {
@@ -72,7 +72,7 @@ func TestThrottlePrune(t *testing.T) {
 	}
 	count := func() int {
 		var n int
-		if err := u.DB().QueryRow(context.Background(), `SELECT count(*) FROM throttle`).Scan(&n); err != nil {
+		if err := db.QueryRow(context.Background(), `SELECT count(*) FROM throttle`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n

@@ -67,7 +67,7 @@ func TestValidTokenShape(t *testing.T) {
 
 // TestTokensStoredAsDigests: S2 — the database holds none of the issued tokens.
 func TestTokensStoredAsDigests(t *testing.T) {
-	u, _ := newUsers(t, models.Config{})
+	u, db, _ := newUsersDB(t, models.Config{})
 	mustCreate(t, u, "email", "alice@example.com", "password", "ecila-pw-1")
 	ctx := context.Background()
 	var issued []string
@@ -81,7 +81,7 @@ func TestTokensStoredAsDigests(t *testing.T) {
 	if err := u.RequestPasswordReset(ctx, "alice@example.com", models.ClientMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := u.DB().Query(context.Background(), `SELECT digest FROM access_tokens`)
+	rows, err := db.Query(context.Background(), `SELECT digest FROM access_tokens`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,18 +109,18 @@ func TestTokensStoredAsDigests(t *testing.T) {
 	// And the whole store never contains a token: on SQLite the file, WAL
 	// included; on PostgreSQL every row of the tables that name tokens.
 	var places []string
-	if u.DB().Dialect() == "sqlite" {
+	if db.Dialect() == "sqlite" {
 		for _, suffix := range []string{"", "-wal"} {
-			b, err := readFile(u.DB().Path() + suffix)
+			b, err := readFile(db.Path() + suffix)
 			if err != nil || len(b) == 0 {
-				t.Fatalf("read %s: %d bytes, %v", u.DB().Path()+suffix, len(b), err)
+				t.Fatalf("read %s: %d bytes, %v", db.Path()+suffix, len(b), err)
 			}
 			places = append(places, string(b))
 		}
 	} else {
 		for _, table := range []string{"users", "access_tokens", "audit_events", "throttle"} {
 			var rows string
-			if err := u.DB().QueryRow(ctx, `SELECT coalesce(string_agg(t::text, ' '), '') FROM `+table+` t`).Scan(&rows); err != nil {
+			if err := db.QueryRow(ctx, `SELECT coalesce(string_agg(t::text, ' '), '') FROM `+table+` t`).Scan(&rows); err != nil {
 				t.Fatal(err)
 			}
 			places = append(places, rows)
@@ -234,13 +234,13 @@ func login2(t *testing.T, u *models.Users, pw string) string {
 // TestLastUsedThrottled: authenticated reads write last_used at most once
 // per TouchEvery per token.
 func TestLastUsedThrottled(t *testing.T) {
-	u, clk := newUsers(t, models.Config{})
+	u, db, clk := newUsersDB(t, models.Config{})
 	mustCreate(t, u, "email", "alice@example.com", "password", "ecila-pw-1")
 	ctx := context.Background()
 	tok, _, _ := u.Login(ctx, models.Credentials{Email: "alice@example.com", Password: "ecila-pw-1"}, models.ClientMeta{})
 	lastUsed := func() int64 {
 		var v int64
-		if err := u.DB().QueryRow(context.Background(), `SELECT last_used FROM access_tokens`).Scan(&v); err != nil {
+		if err := db.QueryRow(context.Background(), `SELECT last_used FROM access_tokens`).Scan(&v); err != nil {
 			t.Fatal(err)
 		}
 		return v

@@ -88,7 +88,7 @@ func TestConcurrentSignupsSameEmail(t *testing.T) {
 
 // TestProfileCap: extra fields are kept in order and capped.
 func TestProfileCap(t *testing.T) {
-	u, _ := newUsers(t, models.Config{})
+	u, db, _ := newUsersDB(t, models.Config{})
 	body, _ := models.ParseObject([]byte(`{"email":"p@example.com","password":"p-pw-12345","zeta":1,"alpha":{"b":[1,2]},"access_token":"x"}`))
 	user, err := u.CreateUser(context.Background(), body, models.ClientMeta{})
 	if err != nil {
@@ -107,7 +107,7 @@ func TestProfileCap(t *testing.T) {
 		t.Fatalf("oversized profile: %v", err)
 	}
 	var n int
-	u.DB().QueryRow(context.Background(), `SELECT count(*) FROM users`).Scan(&n)
+	db.QueryRow(context.Background(), `SELECT count(*) FROM users`).Scan(&n)
 	if n != 1 {
 		t.Fatalf("a refused sign-up was stored: %d users", n)
 	}

@@ -75,14 +75,28 @@ func NewUsers(db *DB, hasher *Hasher, cfg Config) *Users {
 
 func (s *Users) now() time.Time { return s.cfg.Now().UTC() }
 
-// Config returns the rules in force.
-func (s *Users) Config() Config { return s.cfg }
+// PasswordMinLength is the password policy's minimum length in characters,
+// for the forms' hints.
+func (s *Users) PasswordMinLength() int { return s.hasher.MinLength() }
 
-// Hasher returns the password hasher (its policy is shared by every form).
-func (s *Users) Hasher() *Hasher { return s.hasher }
+// ResetTTL is the lifetime of a reset token, in seconds.
+func (s *Users) ResetTTL() int64 { return s.cfg.ResetTTL }
 
-// DB returns the store.
-func (s *Users) DB() *DB { return s.db }
+// VerifyTTL is the lifetime of an email confirmation link, in seconds.
+func (s *Users) VerifyTTL() int64 { return s.cfg.VerifyTTL }
+
+// CheckPasswordPolicy checks a password about to be set against the rules
+// every way of setting one applies (sign-up, change, reset), with what the
+// account's password may not contain. The forms call it before anything
+// else, so a refused password shows beside its field with the others.
+func (s *Users) CheckPasswordPolicy(pw string, pc PasswordContext) error {
+	return s.hasher.CheckPolicy(pw, pc)
+}
+
+// CheckPasswordLength checks only the length rules: for a password that is
+// validated but never stored (the one LoopBack accepts alongside a reset
+// request).
+func (s *Users) CheckPasswordLength(pw string) error { return s.hasher.CheckLength(pw) }
 
 // Credentials is a login attempt. Email wins over Username when both are set
 // (LoopBack). Login is the pages' single field: an email or a username.
