@@ -45,11 +45,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	hasher := models.NewHasher(models.HashConfig{
 		Algorithm:  cfg.PasswordHash,
 		BcryptCost: cfg.BcryptCost,
-		MinLength:  cfg.PasswordMin,
 		Queue:      cfg.HashQueue,
-
-		NoBlocklist:    !cfg.PasswordBlocklist,
-		NoContextCheck: !cfg.PasswordContext,
 	})
 	go hasher.Warm()
 	users := models.NewUsers(db, hasher, models.Config{
@@ -59,7 +55,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		VerifyTTL:           cfg.VerifyTTL,
 		AllowEternalTokens:  cfg.AllowEternalTokens,
 		CompatEmailNotFound: cfg.CompatEmailNotFound,
-		Now:                 now,
+		Password: models.Policy{
+			MinLength:      cfg.PasswordMin,
+			NoBlocklist:    !cfg.PasswordBlocklist,
+			NoContextCheck: !cfg.PasswordContext,
+		},
+		Now: now,
 	})
 	app := &App{Config: cfg, Log: log, DB: db, Users: users}
 

@@ -168,7 +168,7 @@ func FuzzAPILogin(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { db.Close() })
-	users := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8}), models.Config{})
+	users := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), models.Config{Password: models.Policy{MinLength: 8}})
 	// The throttle boot installs, with its defaults: it reads the typed
 	// identifier and the client IP, both fuzzed here.
 	users.SetThrottle(models.NewLimiter(db, models.DefaultLimitConfig()))

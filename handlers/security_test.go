@@ -72,11 +72,8 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	if o.hash.BcryptCost == 0 {
 		o.hash.BcryptCost = 4
 	}
-	if o.hash.MinLength == 0 {
-		o.hash.MinLength = 8
-	}
 	hasher := models.NewHasher(o.hash)
-	users := models.NewUsers(db, hasher, models.Config{Now: clk.Now})
+	users := models.NewUsers(db, hasher, models.Config{Now: clk.Now, Password: models.Policy{MinLength: 8}})
 	lc := models.DefaultLimitConfig()
 	if o.limits != nil {
 		lc = *o.limits

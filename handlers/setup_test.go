@@ -41,12 +41,12 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	t.Cleanup(func() { db.Close() })
 	clk := testkit.NewClock(time.Date(2026, 11, 25, 23, 54, 13, 199e6, time.UTC))
-	mcfg := models.Config{Now: clk.Now}
+	mcfg := models.Config{Now: clk.Now, Password: models.Policy{MinLength: 8}}
 	hopts := handlers.Options{BaseURL: "http://localhost:3000"}
 	for _, o := range opts {
 		o(&mcfg, &hopts)
 	}
-	hasher := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8})
+	hasher := models.NewHasher(models.HashConfig{BcryptCost: 4})
 	users := models.NewUsers(db, hasher, mcfg)
 	hopts.Users = users
 	hopts.Ping = db.Ping

@@ -26,8 +26,8 @@ func BenchmarkLoginUnknownVsWrongPassword(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	hasher := models.NewHasher(models.HashConfig{BcryptCost: 10, MinLength: 8})
-	users := models.NewUsers(db, hasher, models.Config{})
+	hasher := models.NewHasher(models.HashConfig{BcryptCost: 10})
+	users := models.NewUsers(db, hasher, models.Config{Password: models.Policy{MinLength: 8}})
 	hasher.Warm()
 	e := echo.New()
 	handlers.New(handlers.Options{Users: users, BaseURL: "http://localhost:3000"}).Register(e)

@@ -37,7 +37,10 @@ func newUsersDB(t testing.TB, cfg models.Config) (*models.Users, *models.DB, *te
 	if cfg.Now == nil {
 		cfg.Now = clk.Now
 	}
-	h := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8})
+	if cfg.Password.MinLength == 0 {
+		cfg.Password.MinLength = 8
+	}
+	h := models.NewHasher(models.HashConfig{BcryptCost: 4})
 	db := mustOpenDB(t)
 	return models.NewUsers(db, h, cfg), db, clk
 }

@@ -40,17 +40,24 @@ const (
 	argonKeyLen  = 32
 )
 
-// HashConfig configures password policy and hashing.
-type HashConfig struct {
-	Algorithm  string // AlgBcrypt (default) or AlgArgon2id
-	BcryptCost int    // default 10, LoopBack's
-	MinLength  int    // minimum length in characters (code points)
-	Workers    int    // hashes computed at once; default GOMAXPROCS
-	Queue      int    // hashes allowed to wait for a worker before ErrHashingBusy; default 64
+// Policy is the rules a password must meet to be set (sign-up, change,
+// reset): its length, not a common password, not the account's own words.
+// It is apart from the Hasher, which only hashes and verifies; the one rule
+// they share, the longest password, is the hash algorithm's input limit.
+type Policy struct {
+	MinLength int // minimum length in characters (code points); 0: any non-empty password
 
 	// The zero value is the secure one: both checks on.
 	NoBlocklist    bool // allow common passwords (LATCHKEY_PASSWORD_BLOCKLIST=off)
 	NoContextCheck bool // allow the email, username and product name (LATCHKEY_PASSWORD_CONTEXT_CHECK=off)
+}
+
+// HashConfig configures hashing.
+type HashConfig struct {
+	Algorithm  string // AlgBcrypt (default) or AlgArgon2id
+	BcryptCost int    // default 10, LoopBack's
+	Workers    int    // hashes computed at once; default GOMAXPROCS
+	Queue      int    // hashes allowed to wait for a worker before ErrHashingBusy; default 64
 }
 
 // ProductName is the site's name, refused inside passwords (SECURITY P7).
@@ -90,8 +97,9 @@ func (pc PasswordContext) words() []string {
 	return words
 }
 
-// Hasher checks the password policy and computes and verifies hashes on a
-// bounded pool, so a login storm queues instead of exhausting CPU and memory.
+// Hasher computes and verifies hashes on a bounded pool, so a login storm
+// queues instead of exhausting CPU and memory, and tells which stored hashes
+// are due an upgrade.
 type Hasher struct {
 	cfg     HashConfig
 	sem     chan struct{}
@@ -135,28 +143,25 @@ func (h *Hasher) dummyHash() string {
 	return h.dummy
 }
 
-// MinLength is the policy's minimum password length in characters.
-func (h *Hasher) MinLength() int { return h.cfg.MinLength }
-
 // Normalize is the form of a password that new hashes are made over (NFKC),
 // so the same passphrase typed on another keyboard still matches.
 func Normalize(pw string) string { return norm.NFKC.String(pw) }
 
-// CheckPolicy enforces the password rules for a password about to be set
-// (sign-up, change, reset), in this order: not empty, not longer than the
-// algorithm's limit (never truncated), at least MinLength characters (all
-// three CheckLength); then not a common password (P6, 422
-// PASSWORD_BREACHED) and not containing the account's email local part,
-// username or the product name (P7, 422 PASSWORD_CONTEXT). Both compare the
-// NFKC form, ignoring case. No composition rules.
-func (h *Hasher) CheckPolicy(pw string, pc PasswordContext) error {
-	if err := h.CheckLength(pw); err != nil {
+// Check enforces the rules for a password about to be set and hashed by h,
+// in this order: not empty, not longer than h's algorithm takes (never
+// truncated), at least MinLength characters (all three CheckLength); then
+// not a common password (P6, 422 PASSWORD_BREACHED) and not containing the
+// account's email local part, username or the product name (P7, 422
+// PASSWORD_CONTEXT). Both compare the NFKC form, ignoring case. No
+// composition rules.
+func (p Policy) Check(pw string, pc PasswordContext, h *Hasher) error {
+	if err := p.CheckLength(pw, h); err != nil {
 		return err
 	}
-	if !h.cfg.NoBlocklist && blocklist.Contains(pw) {
+	if !p.NoBlocklist && blocklist.Contains(pw) {
 		return ErrPasswordCommon
 	}
-	if !h.cfg.NoContextCheck {
+	if !p.NoContextCheck {
 		key := blocklist.Key(pw)
 		for _, w := range pc.words() {
 			if strings.Contains(key, w) {
@@ -168,24 +173,35 @@ func (h *Hasher) CheckPolicy(pw string, pc PasswordContext) error {
 }
 
 // CheckLength is LoopBack's validatePassword plus our minimum: not empty,
-// not longer than the algorithm's limit, at least MinLength characters. On
+// not longer than h's algorithm takes, at least MinLength characters. On
 // its own it is for a password that is only validated, never stored (the
 // one LoopBack accepts alongside a reset request).
-func (h *Hasher) CheckLength(pw string) error {
+func (p Policy) CheckLength(pw string, h *Hasher) error {
 	if pw == "" {
 		return ErrEmptyPassword
 	}
 	n := Normalize(pw)
+	if err := h.checkInput(pw, n); err != nil {
+		return err
+	}
+	if c := utf8.RuneCountInString(n); c < p.MinLength {
+		return &Error{Kind: KindUnprocessable, Code: ErrPasswordTooSht.Code,
+			Message: fmt.Sprintf("The password entered was too short. Min length is %d (entered %d)", p.MinLength, c)}
+	}
+	return nil
+}
+
+// checkInput refuses a password longer than the algorithm takes, as
+// LoopBack's 422 PASSWORD_TOO_LONG (never truncated): bcrypt's 72 bytes, of
+// the password as typed or of its NFKC form n, whichever is longer; or
+// argon2id's 256 characters of n.
+func (h *Hasher) checkInput(pw, n string) error {
 	if h.cfg.Algorithm == AlgArgon2id {
 		if c := utf8.RuneCountInString(n); c > argon2MaxChars {
 			return tooLong(argon2MaxChars, c)
 		}
 	} else if l := max(len(pw), len(n)); l > bcryptMaxBytes {
 		return tooLong(bcryptMaxBytes, l)
-	}
-	if c := utf8.RuneCountInString(n); c < h.cfg.MinLength {
-		return &Error{Kind: KindUnprocessable, Code: ErrPasswordTooSht.Code,
-			Message: fmt.Sprintf("The password entered was too short. Min length is %d (entered %d)", h.cfg.MinLength, c)}
 	}
 	return nil
 }
@@ -217,7 +233,7 @@ func (h *Hasher) acquire(ctx context.Context) error {
 
 func (h *Hasher) release() { <-h.sem }
 
-// Hash hashes a password that passed CheckPolicy, over its NFKC form.
+// Hash hashes a password that passed Policy.Check, over its NFKC form.
 func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	if err := h.acquire(ctx); err != nil {
 		return "", err

@@ -36,7 +36,7 @@ func TestBcryptjsHashesVerify(t *testing.T) {
 	if len(fx.Hashes) < 4 {
 		t.Fatalf("fixture has %d hashes", len(fx.Hashes))
 	}
-	h := models.NewHasher(models.HashConfig{BcryptCost: 10, MinLength: 1})
+	h := models.NewHasher(models.HashConfig{BcryptCost: 10})
 	ctx := context.Background()
 	for _, x := range fx.Hashes {
 		if !strings.HasPrefix(x.Hash, "$2a$10$") {
@@ -88,7 +88,7 @@ func importHash(t *testing.T, db *models.DB, id int64, hash string) {
 // TestPasswordPolicy: P1–P5 — minimum length in characters, 72-byte bcrypt
 // limit never truncated, any Unicode, no composition rules.
 func TestPasswordPolicy(t *testing.T) {
-	h := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8})
+	p, h := models.Policy{MinLength: 8}, models.NewHasher(models.HashConfig{BcryptCost: 4})
 	for _, tt := range []struct {
 		pw   string
 		code string
@@ -105,42 +105,45 @@ func TestPasswordPolicy(t *testing.T) {
 		{"Ünïcödé 🔐 pass phrase", ""},
 		{" leading and trailing ", ""},
 	} {
-		err := h.CheckPolicy(tt.pw, models.PasswordContext{})
+		err := p.Check(tt.pw, models.PasswordContext{}, h)
 		var code string
 		if e, ok := models.AsError(err); ok {
 			code = e.Code
 		}
 		if code != tt.code {
-			t.Errorf("CheckPolicy(%q) = %v, want %s", tt.pw, err, tt.code)
+			t.Errorf("Check(%q) = %v, want %s", tt.pw, err, tt.code)
 		}
 	}
-	argon := models.NewHasher(models.HashConfig{Algorithm: models.AlgArgon2id, MinLength: 8})
-	if err := argon.CheckPolicy(strings.Repeat("a", 256), models.PasswordContext{}); err != nil {
+	argon := models.NewHasher(models.HashConfig{Algorithm: models.AlgArgon2id})
+	if err := p.Check(strings.Repeat("a", 256), models.PasswordContext{}, argon); err != nil {
 		t.Errorf("argon2id 256 characters: %v", err)
 	}
-	if err := argon.CheckPolicy(strings.Repeat("a", 257), models.PasswordContext{}); err == nil {
+	if err := p.Check(strings.Repeat("a", 257), models.PasswordContext{}, argon); err == nil {
 		t.Error("argon2id 257 characters accepted")
 	}
 }
 
-// policyCode is the code CheckPolicy answers, "" for none.
-func policyCode(t *testing.T, h *models.Hasher, pw string, pc models.PasswordContext) string {
+// policyCode is the code p.Check answers for a bcrypt password, "" for none.
+func policyCode(t *testing.T, p models.Policy, pw string, pc models.PasswordContext) string {
 	t.Helper()
-	err := h.CheckPolicy(pw, pc)
+	err := p.Check(pw, pc, bcryptHasher)
 	if err == nil {
 		return ""
 	}
 	e, ok := models.AsError(err)
 	if !ok || e.Kind != models.KindUnprocessable {
-		t.Fatalf("CheckPolicy(%q) = %v, want a 422 *models.Error", pw, err)
+		t.Fatalf("Check(%q) = %v, want a 422 *models.Error", pw, err)
 	}
 	return e.Code
 }
 
+// bcryptHasher is the default algorithm's hasher, for its 72-byte limit.
+var bcryptHasher = models.NewHasher(models.HashConfig{BcryptCost: 4})
+
 // TestPasswordPolicyCommon: P6 — common passwords are refused in any case
 // and in any Unicode form that NFKC folds onto them, after the length rules.
 func TestPasswordPolicyCommon(t *testing.T) {
-	h := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8})
+	p := models.Policy{MinLength: 8}
 	for _, tt := range []struct{ pw, code string }{
 		{"password1234", "PASSWORD_BREACHED"},
 		{"123456789012", "PASSWORD_BREACHED"},
@@ -156,20 +159,20 @@ func TestPasswordPolicyCommon(t *testing.T) {
 		{"quietlanternsdrift", ""},        // 18 lower-case letters
 		{"glowing rivers under quiet hills", ""},
 	} {
-		if got := policyCode(t, h, tt.pw, models.PasswordContext{}); got != tt.code {
-			t.Errorf("CheckPolicy(%q) = %q, want %q", tt.pw, got, tt.code)
+		if got := policyCode(t, p, tt.pw, models.PasswordContext{}); got != tt.code {
+			t.Errorf("Check(%q) = %q, want %q", tt.pw, got, tt.code)
 		}
 	}
-	e, _ := models.AsError(h.CheckPolicy("password1234", models.PasswordContext{}))
+	e, _ := models.AsError(p.Check("password1234", models.PasswordContext{}, bcryptHasher))
 	if e.Message != "This password is too common: choose another" {
 		t.Errorf("message %q", e.Message)
 	}
-	off := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8, NoBlocklist: true})
+	off := models.Policy{MinLength: 8, NoBlocklist: true}
 	if got := policyCode(t, off, "password1234", models.PasswordContext{}); got != "" {
 		t.Errorf("NoBlocklist: password1234 = %q, want accepted", got)
 	}
 	// A raised minimum still refuses the long common ones.
-	long := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 12})
+	long := models.Policy{MinLength: 12}
 	if got := policyCode(t, long, "123456789012", models.PasswordContext{}); got != "PASSWORD_BREACHED" {
 		t.Errorf("min 12: 123456789012 = %q", got)
 	}
@@ -179,7 +182,7 @@ func TestPasswordPolicyCommon(t *testing.T) {
 // characters or more) and the product name are refused inside a password,
 // ignoring case, in NFKC form; after the length and common rules.
 func TestPasswordPolicyContext(t *testing.T) {
-	h := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8})
+	p := models.Policy{MinLength: 8}
 	alice := models.PasswordContext{Email: "Alice.Smith@example.com", Username: "wonder"}
 	for _, tt := range []struct {
 		pw   string
@@ -202,15 +205,15 @@ func TestPasswordPolicyContext(t *testing.T) {
 		{"password1234", models.PasswordContext{Username: "password"}, "PASSWORD_BREACHED"},             // common before context
 		{"quietlanternsdrift", alice, ""},
 	} {
-		if got := policyCode(t, h, tt.pw, tt.pc); got != tt.code {
-			t.Errorf("CheckPolicy(%q, %+v) = %q, want %q", tt.pw, tt.pc, got, tt.code)
+		if got := policyCode(t, p, tt.pw, tt.pc); got != tt.code {
+			t.Errorf("Check(%q, %+v) = %q, want %q", tt.pw, tt.pc, got, tt.code)
 		}
 	}
-	e, _ := models.AsError(h.CheckPolicy("wonder2024", alice))
+	e, _ := models.AsError(p.Check("wonder2024", alice, bcryptHasher))
 	if e.Message != "The password must not contain your email, username or the site's name" {
 		t.Errorf("message %q", e.Message)
 	}
-	off := models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8, NoContextCheck: true})
+	off := models.Policy{MinLength: 8, NoContextCheck: true}
 	if got := policyCode(t, off, "wonder2024", alice); got != "" {
 		t.Errorf("NoContextCheck: wonder2024 = %q, want accepted", got)
 	}
@@ -249,7 +252,8 @@ func TestPasswordNormalised(t *testing.T) {
 func TestHashUpgrade(t *testing.T) {
 	db := mustOpenDB(t)
 	ctx := context.Background()
-	low := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8}), models.Config{})
+	policy := models.Config{Password: models.Policy{MinLength: 8}}
+	low := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), policy)
 	a := mustCreate(t, low, "email", "a@example.com", "password", "same-password")
 	b := mustCreate(t, low, "email", "b@example.com", "password", "same-password")
 	if a.PasswordHash == b.PasswordHash {
@@ -259,10 +263,10 @@ func TestHashUpgrade(t *testing.T) {
 		cfg    models.HashConfig
 		prefix string
 	}{
-		{models.HashConfig{BcryptCost: 5, MinLength: 8}, "$2a$05$"},
-		{models.HashConfig{Algorithm: models.AlgArgon2id, MinLength: 8}, "$argon2id$v=19$m=19456,t=2,p=1$"},
+		{models.HashConfig{BcryptCost: 5}, "$2a$05$"},
+		{models.HashConfig{Algorithm: models.AlgArgon2id}, "$argon2id$v=19$m=19456,t=2,p=1$"},
 	} {
-		u := models.NewUsers(db, models.NewHasher(step.cfg), models.Config{})
+		u := models.NewUsers(db, models.NewHasher(step.cfg), policy)
 		if _, _, err := u.Login(ctx, models.Credentials{Email: "a@example.com", Password: "same-password"}, models.ClientMeta{}); err != nil {
 			t.Fatal(err)
 		}
@@ -286,8 +290,8 @@ func TestHashUpgrade(t *testing.T) {
 // medians compared so machine load hits both sides alike.
 func TestUnknownUserCostsAHash(t *testing.T) {
 	db := mustOpenDB(t)
-	h := models.NewHasher(models.HashConfig{BcryptCost: 8, MinLength: 8})
-	u := models.NewUsers(db, h, models.Config{})
+	h := models.NewHasher(models.HashConfig{BcryptCost: 8})
+	u := models.NewUsers(db, h, models.Config{Password: models.Policy{MinLength: 8}})
 	ctx := context.Background()
 	mustCreate(t, u, "email", "known@example.com", "password", "nwonk-pw-1")
 	h.Warm()
@@ -328,7 +332,7 @@ func median(d []time.Duration) time.Duration {
 // TestHashingPoolBounded: when every worker is busy and the queue is full,
 // a hash is refused with ErrHashingBusy instead of piling up.
 func TestHashingPoolBounded(t *testing.T) {
-	h := models.NewHasher(models.HashConfig{BcryptCost: 12, MinLength: 1, Workers: 1, Queue: 1})
+	h := models.NewHasher(models.HashConfig{BcryptCost: 12, Workers: 1, Queue: 1})
 	ctx := context.Background()
 	results := make(chan error, 3)
 	for i := 0; i < 3; i++ {
@@ -357,8 +361,8 @@ func TestHashingPoolBounded(t *testing.T) {
 // at once, telling which accounts exist).
 func TestLongNormalisedPasswordCostsAHash(t *testing.T) {
 	db := mustOpenDB(t)
-	h := models.NewHasher(models.HashConfig{BcryptCost: 8, MinLength: 8})
-	u := models.NewUsers(db, h, models.Config{})
+	h := models.NewHasher(models.HashConfig{BcryptCost: 8})
+	u := models.NewUsers(db, h, models.Config{Password: models.Policy{MinLength: 8}})
 	ctx := context.Background()
 	mustCreate(t, u, "email", "known@example.com", "password", "quiet-harbor-12")
 	h.Warm()

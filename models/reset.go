@@ -155,7 +155,7 @@ func (s *Users) ResetPassword(ctx context.Context, raw, newPassword string, meta
 	if sess == nil {
 		return ErrAuthRequired
 	}
-	if err := s.hasher.CheckPolicy(newPassword, sess.User.PasswordContext()); err != nil {
+	if err := s.CheckPasswordPolicy(newPassword, sess.User.PasswordContext()); err != nil {
 		return err
 	}
 	hash, err := s.hasher.Hash(ctx, newPassword)

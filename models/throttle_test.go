@@ -22,7 +22,7 @@ func TestThrottleSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8}), models.Config{Now: clk.Now})
+		u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), models.Config{Now: clk.Now, Password: models.Policy{MinLength: 8}})
 		lc := models.DefaultLimitConfig()
 		lc.Now = clk.Now
 		u.SetThrottle(models.NewLimiter(db, lc))

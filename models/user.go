@@ -177,7 +177,7 @@ func (s *Users) FindUserByUsername(ctx context.Context, username string) (*User,
 func (s *Users) CreateUser(ctx context.Context, body Fields, meta ClientMeta) (*User, error) {
 	pw, pwPresent, pwString := body.String("password")
 	if pwPresent && pwString {
-		if err := s.hasher.CheckPolicy(pw, signupContext(body)); err != nil {
+		if err := s.CheckPasswordPolicy(pw, signupContext(body)); err != nil {
 			return nil, err
 		}
 	}

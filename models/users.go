@@ -11,12 +11,13 @@ import (
 
 // Config holds the account rules.
 type Config struct {
-	TokenTTL            int64 // seconds, default lifetime of a login token (LoopBack: 1209600)
-	TokenMaxTTL         int64 // seconds, the cap on a requested ttl (LoopBack: 31556926)
-	ResetTTL            int64 // seconds, lifetime of a reset token (LoopBack: 900)
-	VerifyTTL           int64 // seconds, lifetime of an email confirmation link
-	AllowEternalTokens  bool  // accept ttl -1
-	CompatEmailNotFound bool  // reset for an unknown email answers 404 as LoopBack
+	TokenTTL            int64  // seconds, default lifetime of a login token (LoopBack: 1209600)
+	TokenMaxTTL         int64  // seconds, the cap on a requested ttl (LoopBack: 31556926)
+	ResetTTL            int64  // seconds, lifetime of a reset token (LoopBack: 900)
+	VerifyTTL           int64  // seconds, lifetime of an email confirmation link
+	AllowEternalTokens  bool   // accept ttl -1
+	CompatEmailNotFound bool   // reset for an unknown email answers 404 as LoopBack
+	Password            Policy // the rules a new password must meet
 	Now                 func() time.Time
 	CacheSize           int           // tokens and users kept in memory; default 100000
 	CacheFresh          time.Duration // how long a cached entry is trusted; default 10s
@@ -77,7 +78,7 @@ func (s *Users) now() time.Time { return s.cfg.Now().UTC() }
 
 // PasswordMinLength is the password policy's minimum length in characters,
 // for the forms' hints.
-func (s *Users) PasswordMinLength() int { return s.hasher.MinLength() }
+func (s *Users) PasswordMinLength() int { return s.cfg.Password.MinLength }
 
 // ResetTTL is the lifetime of a reset token, in seconds.
 func (s *Users) ResetTTL() int64 { return s.cfg.ResetTTL }
@@ -90,13 +91,13 @@ func (s *Users) VerifyTTL() int64 { return s.cfg.VerifyTTL }
 // account's password may not contain. The forms call it before anything
 // else, so a refused password shows beside its field with the others.
 func (s *Users) CheckPasswordPolicy(pw string, pc PasswordContext) error {
-	return s.hasher.CheckPolicy(pw, pc)
+	return s.cfg.Password.Check(pw, pc, s.hasher)
 }
 
 // CheckPasswordLength checks only the length rules: for a password that is
 // validated but never stored (the one LoopBack accepts alongside a reset
 // request).
-func (s *Users) CheckPasswordLength(pw string) error { return s.hasher.CheckLength(pw) }
+func (s *Users) CheckPasswordLength(pw string) error { return s.cfg.Password.CheckLength(pw, s.hasher) }
 
 // Credentials is a login attempt. Email wins over Username when both are set
 // (LoopBack). Login is the pages' single field: an email or a username.
@@ -380,7 +381,7 @@ func (s *Users) Logout(ctx context.Context, sess *Session, meta ClientMeta) (boo
 // ChangePassword checks the old password, stores a hash of the new one and
 // ends every other session of the user; the session used stays (LoopBack).
 func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, newPassword string, meta ClientMeta) error {
-	if err := s.hasher.CheckPolicy(newPassword, sess.User.PasswordContext()); err != nil {
+	if err := s.CheckPasswordPolicy(newPassword, sess.User.PasswordContext()); err != nil {
 		return err
 	}
 	u, err := s.FindUserByID(ctx, sess.User.ID)
