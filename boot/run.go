@@ -48,7 +48,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		Queue:      cfg.HashQueue,
 	})
 	go hasher.Warm()
-	users := models.NewUsers(db, hasher, models.Config{
+	limiter := newLimiter(db, cfg.Limits, now)
+	users := models.NewUsers(db, hasher, limiter, models.Config{
 		TokenTTL:            cfg.TokenTTL,
 		TokenMaxTTL:         cfg.TokenMaxTTL,
 		ResetTTL:            cfg.ResetTTL,
@@ -63,9 +64,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		Now: now,
 	})
 	app := &App{Config: cfg, Log: log, DB: db, Users: users}
-
-	limiter := newLimiter(db, cfg.Limits, now)
-	users.SetThrottle(limiter)
 	app.background = append(app.background, pruneThrottle(limiter, log))
 
 	// mail: subscribers and the outbox worker are wired here.

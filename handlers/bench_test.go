@@ -40,7 +40,7 @@ func newBenchApp(b *testing.B, accessLog bool) *benchApp {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	users := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), models.Config{})
+	users := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), nil, models.Config{})
 	meta := models.ClientMeta{IP: "127.0.0.1"}
 	u, err := users.CreateUser(ctx, models.StringFields("email", "bench@example.com", "password", "correct horse"), meta)
 	if err != nil {

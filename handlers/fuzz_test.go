@@ -168,10 +168,10 @@ func FuzzAPILogin(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { db.Close() })
-	users := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), models.Config{Password: models.Policy{MinLength: 8}})
 	// The throttle boot installs, with its defaults: it reads the typed
 	// identifier and the client IP, both fuzzed here.
-	users.SetThrottle(models.NewLimiter(db, models.DefaultLimitConfig()))
+	limiter := models.NewLimiter(db, models.DefaultLimitConfig())
+	users := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), limiter, models.Config{Password: models.Policy{MinLength: 8}})
 	if _, err := users.CreateUser(ctx, models.StringFields("email", "fuzz@example.com", "username", "fuzzer",
 		"password", "correct horse"), models.ClientMeta{}); err != nil {
 		f.Fatal(err)

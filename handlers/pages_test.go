@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
 
@@ -799,19 +800,17 @@ func TestPagesVerifiedAndErrors(t *testing.T) {
 	big.is(413, "page-error")
 }
 
-// throttleAll refuses every login attempt, as the real throttle does after
-// too many failures.
-type throttleAll struct{}
-
-func (throttleAll) BeforeLogin(context.Context, string, models.ClientMeta) error {
-	return &models.Error{Kind: models.KindTooMany, Code: "TOO_MANY_ATTEMPTS", Message: "Too many attempts", RetryAfter: 30}
-}
-func (throttleAll) AfterLogin(context.Context, string, models.ClientMeta, bool) {}
-
+// TestPagesLoginThrottled: a login the throttle holds back, even with the
+// right password, is the 429 page with Retry-After and a way to reset.
 func TestPagesLoginThrottled(t *testing.T) {
-	env := newEnv(t)
+	// One free failure, then 30 s: after two, the account waits 30 s.
+	env := newSecEnv(t, secOptions{limits: &models.LimitConfig{Login: true, FreeFailures: 1, Delay: 30 * time.Second}}).testEnv
 	env.signup("eve@example.com", "correct horse")
-	env.users.SetThrottle(throttleAll{})
+	for range 2 {
+		if r := env.do("POST", "/api/users/login", loginBody("eve@example.com", "wrong horse")); r.status != 401 {
+			t.Fatalf("failure: %d %s", r.status, r.body)
+		}
+	}
 	b := newBrowser(t, env, "http://localhost:3000")
 	r := b.submit(b.get("/"), `[data-testid="login-form"]`, url.Values{"email": {"eve@example.com"}, "password": {"correct horse"}})
 	r.is(429, "page-response")

@@ -73,14 +73,13 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 		o.hash.BcryptCost = 4
 	}
 	hasher := models.NewHasher(o.hash)
-	users := models.NewUsers(db, hasher, models.Config{Now: clk.Now, Password: models.Policy{MinLength: 8}})
 	lc := models.DefaultLimitConfig()
 	if o.limits != nil {
 		lc = *o.limits
 	}
 	lc.Now = clk.Now
 	limiter := models.NewLimiter(db, lc)
-	users.SetThrottle(limiter)
+	users := models.NewUsers(db, hasher, limiter, models.Config{Now: clk.Now, Password: models.Policy{MinLength: 8}})
 	env := &secEnv{limiter: limiter, hasher: hasher, resets: &emitted{}, verify: &emitted{}}
 	users.OnResetPasswordRequest(func(_ context.Context, _ *models.Tx, ev models.ResetPasswordRequest) error {
 		env.resets.add(ev.AccessToken.ID)

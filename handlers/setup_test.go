@@ -47,7 +47,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 		o(&mcfg, &hopts)
 	}
 	hasher := models.NewHasher(models.HashConfig{BcryptCost: 4})
-	users := models.NewUsers(db, hasher, mcfg)
+	users := models.NewUsers(db, hasher, nil, mcfg)
 	hopts.Users = users
 	hopts.Ping = db.Ping
 	h := handlers.New(hopts)

@@ -27,7 +27,7 @@ func BenchmarkLoginUnknownVsWrongPassword(b *testing.B) {
 	}
 	defer db.Close()
 	hasher := models.NewHasher(models.HashConfig{BcryptCost: 10})
-	users := models.NewUsers(db, hasher, models.Config{Password: models.Policy{MinLength: 8}})
+	users := models.NewUsers(db, hasher, nil, models.Config{Password: models.Policy{MinLength: 8}})
 	hasher.Warm()
 	e := echo.New()
 	handlers.New(handlers.Options{Users: users, BaseURL: "http://localhost:3000"}).Register(e)

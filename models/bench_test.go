@@ -72,7 +72,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	return env
 }
 
-func (e *benchEnv) users(cfg Config) *Users { return NewUsers(e.db, e.hasher, cfg) }
+func (e *benchEnv) users(cfg Config) *Users { return NewUsers(e.db, e.hasher, nil, cfg) }
 
 func BenchmarkNewTokenID(b *testing.B) {
 	b.ReportAllocs()

@@ -36,7 +36,7 @@ func TestUpgradeLegacySQLiteFile(t *testing.T) {
 		if err != nil {
 			t.Fatalf("open %d: %v", round, err)
 		}
-		u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), models.Config{Password: models.Policy{MinLength: 8}})
+		u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), nil, models.Config{Password: models.Policy{MinLength: 8}})
 		sess, err := u.Authenticate(ctx, fx.Token, models.ScopeSession)
 		if err != nil || sess == nil || sess.User.ID != fx.UserID {
 			t.Fatalf("round %d: the old session token: %+v, %v", round, sess, err)

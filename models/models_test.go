@@ -33,6 +33,15 @@ func newUsers(t testing.TB, cfg models.Config) (*models.Users, *testkit.Clock) {
 // rows beside the service.
 func newUsersDB(t testing.TB, cfg models.Config) (*models.Users, *models.DB, *testkit.Clock) {
 	t.Helper()
+	u, db, _, clk := newLimitedUsers(t, cfg, nil)
+	return u, db, clk
+}
+
+// newLimitedUsers is newUsersDB throttled by a Limiter of *lc (nil: none);
+// the limiter keeps lc.Now, so it runs on the wall clock unless the caller
+// gives it the test's.
+func newLimitedUsers(t testing.TB, cfg models.Config, lc *models.LimitConfig) (*models.Users, *models.DB, *models.Limiter, *testkit.Clock) {
+	t.Helper()
 	clk := testkit.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	if cfg.Now == nil {
 		cfg.Now = clk.Now
@@ -42,7 +51,11 @@ func newUsersDB(t testing.TB, cfg models.Config) (*models.Users, *models.DB, *te
 	}
 	h := models.NewHasher(models.HashConfig{BcryptCost: 4})
 	db := mustOpenDB(t)
-	return models.NewUsers(db, h, cfg), db, clk
+	var l *models.Limiter
+	if lc != nil {
+		l = models.NewLimiter(db, *lc)
+	}
+	return models.NewUsers(db, h, l, cfg), db, l, clk
 }
 
 func mustCreate(t testing.TB, u *models.Users, kv ...string) *models.User {

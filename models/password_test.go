@@ -253,7 +253,7 @@ func TestHashUpgrade(t *testing.T) {
 	db := mustOpenDB(t)
 	ctx := context.Background()
 	policy := models.Config{Password: models.Policy{MinLength: 8}}
-	low := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), policy)
+	low := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), nil, policy)
 	a := mustCreate(t, low, "email", "a@example.com", "password", "same-password")
 	b := mustCreate(t, low, "email", "b@example.com", "password", "same-password")
 	if a.PasswordHash == b.PasswordHash {
@@ -266,7 +266,7 @@ func TestHashUpgrade(t *testing.T) {
 		{models.HashConfig{BcryptCost: 5}, "$2a$05$"},
 		{models.HashConfig{Algorithm: models.AlgArgon2id}, "$argon2id$v=19$m=19456,t=2,p=1$"},
 	} {
-		u := models.NewUsers(db, models.NewHasher(step.cfg), policy)
+		u := models.NewUsers(db, models.NewHasher(step.cfg), nil, policy)
 		if _, _, err := u.Login(ctx, models.Credentials{Email: "a@example.com", Password: "same-password"}, models.ClientMeta{}); err != nil {
 			t.Fatal(err)
 		}
@@ -291,7 +291,7 @@ func TestHashUpgrade(t *testing.T) {
 func TestUnknownUserCostsAHash(t *testing.T) {
 	db := mustOpenDB(t)
 	h := models.NewHasher(models.HashConfig{BcryptCost: 8})
-	u := models.NewUsers(db, h, models.Config{Password: models.Policy{MinLength: 8}})
+	u := models.NewUsers(db, h, nil, models.Config{Password: models.Policy{MinLength: 8}})
 	ctx := context.Background()
 	mustCreate(t, u, "email", "known@example.com", "password", "nwonk-pw-1")
 	h.Warm()
@@ -362,7 +362,7 @@ func TestHashingPoolBounded(t *testing.T) {
 func TestLongNormalisedPasswordCostsAHash(t *testing.T) {
 	db := mustOpenDB(t)
 	h := models.NewHasher(models.HashConfig{BcryptCost: 8})
-	u := models.NewUsers(db, h, models.Config{Password: models.Policy{MinLength: 8}})
+	u := models.NewUsers(db, h, nil, models.Config{Password: models.Policy{MinLength: 8}})
 	ctx := context.Background()
 	mustCreate(t, u, "email", "known@example.com", "password", "quiet-harbor-12")
 	h.Warm()

@@ -104,7 +104,7 @@ func (s *Users) RequestPasswordReset(ctx context.Context, email string, meta Cli
 	// row), so the answer takes the same time; the mail is only queued.
 	now := s.now()
 	return s.db.Write(ctx, now, func(tx *Tx) error {
-		allowed, err := s.allowMail(ctx, tx, MailReset, EmailKey(email), meta)
+		allowed, err := s.limiter.AllowMail(ctx, tx, MailReset, EmailKey(email), meta)
 		if err != nil {
 			return err
 		}
@@ -206,7 +206,7 @@ func (s *Users) RequestVerification(ctx context.Context, userID int64, redirect 
 	d := Digest(tok)
 	now := s.now()
 	return s.db.Write(ctx, now, func(tx *Tx) error {
-		if allowed, err := s.allowMail(ctx, tx, MailVerify, EmailKey(u.Email), meta); err != nil {
+		if allowed, err := s.limiter.AllowMail(ctx, tx, MailVerify, EmailKey(u.Email), meta); err != nil {
 			return err
 		} else if !allowed {
 			// The same answer; the link sent a moment ago still works.

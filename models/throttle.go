@@ -13,35 +13,6 @@ import (
 	"time"
 )
 
-// Throttle limits login guessing. BeforeLogin may refuse an attempt (an
-// *Error of KindTooMany with RetryAfter); AfterLogin records its outcome.
-// key is the normalised identifier tried, whether or not the account exists,
-// so a throttled unknown account looks like a throttled real one.
-type Throttle interface {
-	BeforeLogin(ctx context.Context, key string, meta ClientMeta) error
-	AfterLogin(ctx context.Context, key string, meta ClientMeta, ok bool)
-}
-
-// SetThrottle installs the login throttle (boot does, before serving). A
-// *Limiter also limits reset and verification mail.
-func (s *Users) SetThrottle(t Throttle) { s.throttle = t }
-
-// loginRecorder is what a throttle that keeps its counters in the database
-// adds to Throttle: Login records the outcome inside the transaction it
-// writes anyway (the audit row of a failure, the token of a success), so
-// throttling costs no write of its own; and EndLogin always follows a
-// BeforeLogin that let an attempt through, whatever became of it.
-type loginRecorder interface {
-	RecordLogin(ctx context.Context, tx *Tx, key string, meta ClientMeta, ok bool) error
-	EndLogin(key string, meta ClientMeta)
-}
-
-// mailLimiter limits reset and verification mail inside the transaction
-// that would write the mail: false means "answer as usual, send nothing".
-type mailLimiter interface {
-	AllowMail(ctx context.Context, tx *Tx, kind, addressKey string, meta ClientMeta) (bool, error)
-}
-
 // Mail kinds limited per address.
 const (
 	MailReset  = "reset"
@@ -92,8 +63,10 @@ func DefaultLimitConfig() LimitConfig {
 	}
 }
 
-// Limiter is the Throttle that keeps its counters in the throttle table,
-// so a restart does not hand out a fresh allowance:
+// Limiter limits login guessing and reset and verification mail. Users
+// takes one in NewUsers; a nil *Limiter limits nothing. It keeps its
+// counters in the throttle table, so a restart does not hand out a fresh
+// allowance:
 //   - per account (the identifier tried, existing or not): consecutive
 //     failures beyond FreeFailures wait Delay·2^k, capped at MaxDelay; a
 //     success or a completed password reset clears them;
@@ -103,6 +76,15 @@ func DefaultLimitConfig() LimitConfig {
 //
 // Attempts in flight are counted in memory too, so a burst of parallel
 // guesses cannot all pass before the first failure is written.
+//
+// A login is three steps, always in this order: BeforeLogin may refuse the
+// attempt (ErrThrottled with the seconds to wait); RecordLogin stores its
+// outcome inside the transaction the login writes anyway (the audit row of
+// a failure, the token of a success), so throttling costs no write of its
+// own; EndLogin always follows a BeforeLogin that let an attempt through,
+// whatever became of it. The key is the normalised identifier tried,
+// whether or not the account exists, so a throttled unknown account looks
+// like a throttled real one.
 type Limiter struct {
 	db  *DB
 	cfg LimitConfig
@@ -239,7 +221,7 @@ func readCounter(ctx context.Context, q queryRowFunc, key []byte) (counter, erro
 // delay, or from a client IP whose bucket is empty, with ErrThrottled and
 // the seconds to wait. An attempt it lets through must be ended (EndLogin).
 func (l *Limiter) BeforeLogin(ctx context.Context, key string, meta ClientMeta) error {
-	if !l.cfg.Login {
+	if l == nil || !l.cfg.Login {
 		return nil
 	}
 	ak, ik := throttleKey(keyAccount, key), throttleKey(keyLoginIP, IPKey(meta.IP))
@@ -305,7 +287,7 @@ func (l *Limiter) reserveLogin(ctx context.Context, ak, ik []byte) (<-chan struc
 
 // EndLogin releases what BeforeLogin reserved for an attempt.
 func (l *Limiter) EndLogin(key string, meta ClientMeta) {
-	if !l.cfg.Login {
+	if l == nil || !l.cfg.Login {
 		return
 	}
 	l.mu.Lock()
@@ -325,7 +307,7 @@ func (l *Limiter) EndLogin(key string, meta ClientMeta) {
 // against the account and spends a token of the client IP; a success
 // clears the account's failures (and spends nothing).
 func (l *Limiter) RecordLogin(ctx context.Context, tx *Tx, key string, meta ClientMeta, ok bool) error {
-	if !l.cfg.Login {
+	if l == nil || !l.cfg.Login {
 		return nil
 	}
 	now := l.cfg.Now()
@@ -350,13 +332,6 @@ func (l *Limiter) RecordLogin(ctx context.Context, tx *Tx, key string, meta Clie
 	return writeBucket(ctx, tx, ik, c.tokens(l.cfg.IPBurst, l.cfg.IPPerMinute, now)-1, l.cfg.IPBurst, l.cfg.IPPerMinute, now)
 }
 
-// AfterLogin records an outcome in a transaction of its own, for callers
-// that have none (Users.Login uses RecordLogin inside its own write).
-func (l *Limiter) AfterLogin(ctx context.Context, key string, meta ClientMeta, ok bool) {
-	defer l.EndLogin(key, meta)
-	_ = l.db.Write(ctx, l.cfg.Now(), func(tx *Tx) error { return l.RecordLogin(ctx, tx, key, meta, ok) })
-}
-
 // writeBucket stores a bucket's tokens; the row expires when it is full again.
 func writeBucket(ctx context.Context, tx *Tx, key []byte, tokens float64, burst int, perMinute float64, now time.Time) error {
 	tokens = max(0, tokens)
@@ -372,7 +347,7 @@ func writeBucket(ctx context.Context, tx *Tx, key []byte, tokens float64, burst 
 // per address and kind, and a token bucket per client IP. Both are spent
 // only when the mail is allowed. The caller answers the same either way.
 func (l *Limiter) AllowMail(ctx context.Context, tx *Tx, kind, addressKey string, meta ClientMeta) (bool, error) {
-	if !l.cfg.Mail {
+	if l == nil || !l.cfg.Mail {
 		return true, nil
 	}
 	now := l.cfg.Now()
@@ -451,33 +426,17 @@ func loginKey(c Credentials) string {
 	return strings.ToLower(strings.TrimSpace(c.Login))
 }
 
-// beginAttempt asks the throttle whether a password may be tried for key.
-// A non-nil recorder must see EndLogin when the attempt is over.
-func (s *Users) beginAttempt(ctx context.Context, key string, meta ClientMeta) (loginRecorder, error) {
-	if s.throttle == nil {
-		return nil, nil
-	}
-	if err := s.throttle.BeforeLogin(ctx, key, meta); err != nil {
-		return nil, err
-	}
-	rec, _ := s.throttle.(loginRecorder)
-	return rec, nil
-}
-
 // checkPassword asks a signed-in user for their password again before a
 // sensitive change (change password, log out everywhere else). Wrong
 // guesses count against the same throttle as logins with the account's
 // email, so a stolen session is not a free password oracle.
 func (s *Users) checkPassword(ctx context.Context, u *User, pw string, meta ClientMeta) error {
 	key := accountKey(u)
-	rec, err := s.beginAttempt(ctx, key, meta)
-	if err != nil {
+	if err := s.limiter.BeforeLogin(ctx, key, meta); err != nil {
 		return err
 	}
-	if rec != nil {
-		defer rec.EndLogin(key, meta)
-	}
-	ok := false
+	defer s.limiter.EndLogin(key, meta)
+	ok, err := false, error(nil)
 	if pw != "" {
 		ok, err = s.hasher.Verify(ctx, u.PasswordHash, u.PasswordNFKC, pw)
 	} else {
@@ -486,30 +445,19 @@ func (s *Users) checkPassword(ctx context.Context, u *User, pw string, meta Clie
 	if err != nil {
 		return err
 	}
-	if s.throttle != nil && rec == nil {
-		s.throttle.AfterLogin(ctx, key, meta, ok)
-	}
 	if ok {
 		return nil
 	}
-	if rec != nil {
+	if s.limiter != nil {
 		err := s.db.Write(ctx, s.now(), func(tx *Tx) error {
 			if err := tx.Audit(ctx, "reauth.failed", u.ID, meta, ""); err != nil {
 				return err
 			}
-			return rec.RecordLogin(ctx, tx, key, meta, false)
+			return s.limiter.RecordLogin(ctx, tx, key, meta, false)
 		})
 		if err != nil {
 			return err
 		}
 	}
 	return ErrWrongPassword
-}
-
-// allowMail asks the installed limiter, if any, whether a mail may go.
-func (s *Users) allowMail(ctx context.Context, tx *Tx, kind, addressKey string, meta ClientMeta) (bool, error) {
-	if ml, ok := s.throttle.(mailLimiter); ok {
-		return ml.AllowMail(ctx, tx, kind, addressKey, meta)
-	}
-	return true, nil
 }

@@ -14,8 +14,8 @@ import (
 // from one address than its failure bucket holds all succeed — attempts in
 // flight make later ones wait, they do not turn them away.
 func TestThrottleManyRealUsersBehindOneIP(t *testing.T) {
-	u, db, _ := newUsersDB(t, models.Config{})
-	u.SetThrottle(models.NewLimiter(db, models.DefaultLimitConfig()))
+	lc := models.DefaultLimitConfig()
+	u, db, _, _ := newLimitedUsers(t, models.Config{}, &lc)
 	const n = 40 // twice the default burst of 20
 	// Hashes at cost 8 so the logins overlap: each holds its slot ~15 ms,
 	// far longer than the 40 reservations take.
@@ -50,8 +50,8 @@ func TestThrottleManyRealUsersBehindOneIP(t *testing.T) {
 // TestThrottleOneCounterPerAccount: failures by email and by username count
 // against the same account, so switching identifiers gains no guesses.
 func TestThrottleOneCounterPerAccount(t *testing.T) {
-	u, db, _ := newUsersDB(t, models.Config{})
-	u.SetThrottle(models.NewLimiter(db, models.DefaultLimitConfig()))
+	lc := models.DefaultLimitConfig()
+	u, _, _, _ := newLimitedUsers(t, models.Config{}, &lc)
 	mustCreate(t, u, "email", "bob@example.com", "username", "bobby", "password", "quiet-harbor-12")
 	ctx := context.Background()
 	meta := models.ClientMeta{IP: "203.0.113.10"}

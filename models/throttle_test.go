@@ -22,10 +22,10 @@ func TestThrottleSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), models.Config{Now: clk.Now, Password: models.Policy{MinLength: 8}})
 		lc := models.DefaultLimitConfig()
 		lc.Now = clk.Now
-		u.SetThrottle(models.NewLimiter(db, lc))
+		u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), models.NewLimiter(db, lc),
+			models.Config{Now: clk.Now, Password: models.Policy{MinLength: 8}})
 		return db, u
 	}
 	db, u := open()
@@ -61,11 +61,10 @@ func TestThrottleSurvivesRestart(t *testing.T) {
 // deleted by Prune; live ones stay.
 func TestThrottlePrune(t *testing.T) {
 	ctx := context.Background()
-	u, db, clk := newUsersDB(t, models.Config{})
+	clk := testkit.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	lc := models.DefaultLimitConfig()
 	lc.Now = clk.Now
-	l := models.NewLimiter(db, lc)
-	u.SetThrottle(l)
+	u, db, l, _ := newLimitedUsers(t, models.Config{Now: clk.Now}, &lc)
 	meta := models.ClientMeta{IP: "2001:db8:1:2::5"}
 	for i := 0; i < 3; i++ {
 		u.Login(ctx, models.Credentials{Email: "ghost@example.com", Password: "whatever-1"}, meta)

@@ -37,11 +37,13 @@ type Users struct {
 	onVerify  []func(context.Context, *Tx, VerifyEmailRequest) error
 
 	onEmailChanged []func(context.Context, *Tx, EmailChanged) error
-	throttle       Throttle
+	limiter        *Limiter // nil: nothing is throttled
 }
 
 // NewUsers returns the account service, filling in LoopBack's defaults.
-func NewUsers(db *DB, hasher *Hasher, cfg Config) *Users {
+// limiter throttles logins and reset and verification mail; nil throttles
+// nothing.
+func NewUsers(db *DB, hasher *Hasher, limiter *Limiter, cfg Config) *Users {
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = 1209600
 	}
@@ -66,7 +68,7 @@ func NewUsers(db *DB, hasher *Hasher, cfg Config) *Users {
 	if cfg.TouchEvery == 0 {
 		cfg.TouchEvery = time.Minute
 	}
-	s := &Users{db: db, hasher: hasher, cfg: cfg}
+	s := &Users{db: db, hasher: hasher, cfg: cfg, limiter: limiter}
 	if cfg.CacheSize > 0 {
 		s.cache = newAuthCache(cfg.CacheSize, cfg.CacheFresh)
 		db.watch(s.cache)
@@ -163,13 +165,10 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 		// switching between email and username must not double the guesses.
 		key = accountKey(u)
 	}
-	rec, err := s.beginAttempt(ctx, key, meta)
-	if err != nil {
+	if err := s.limiter.BeforeLogin(ctx, key, meta); err != nil {
 		return nil, nil, err
 	}
-	if rec != nil {
-		defer rec.EndLogin(key, meta)
-	}
+	defer s.limiter.EndLogin(key, meta)
 	ok := false
 	if u != nil && !u.Disabled && c.Password != "" {
 		ok, err = s.hasher.Verify(ctx, u.PasswordHash, u.PasswordNFKC, c.Password)
@@ -178,9 +177,6 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 	}
 	if err != nil {
 		return nil, nil, err
-	}
-	if s.throttle != nil && rec == nil {
-		s.throttle.AfterLogin(ctx, key, meta, ok)
 	}
 	if !ok {
 		var uid int64
@@ -193,10 +189,7 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 			if err := tx.Audit(ctx, "login.failed", uid, meta, ""); err != nil {
 				return err
 			}
-			if rec != nil {
-				return rec.RecordLogin(ctx, tx, key, meta, false)
-			}
-			return nil
+			return s.limiter.RecordLogin(ctx, tx, key, meta, false)
 		})
 		if err != nil {
 			return nil, nil, err
@@ -225,10 +218,8 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 		if tok, err = tx.insertToken(ctx, u.ID, ttl, ScopeSession, meta); err != nil {
 			return err
 		}
-		if rec != nil {
-			if err := rec.RecordLogin(ctx, tx, key, meta, true); err != nil {
-				return err
-			}
+		if err := s.limiter.RecordLogin(ctx, tx, key, meta, true); err != nil {
+			return err
 		}
 		return tx.Audit(ctx, "login.ok", u.ID, meta, "")
 	})
