@@ -43,8 +43,8 @@ type Config struct {
 
 	ShutdownTimeout time.Duration // LATCHKEY_SHUTDOWN_TIMEOUT
 
-	Limits    LimitsConfig // LATCHKEY_LOGIN_LIMIT…, LATCHKEY_RESET_LIMIT… (limits.go)
-	HashQueue int          // LATCHKEY_HASH_QUEUE
+	Limits    models.LimitConfig // LATCHKEY_LOGIN_LIMIT…, LATCHKEY_RESET_LIMIT… (limits.go); New sets its clock
+	HashQueue int                // LATCHKEY_HASH_QUEUE
 }
 
 // SMTPConfig is how the outbox worker reaches the mail server.
@@ -76,7 +76,7 @@ func DefaultConfig() Config {
 		ResetTTL:          900,
 		VerifyTTL:         86400,
 		ShutdownTimeout:   10 * time.Second,
-		Limits:            defaultLimits(),
+		Limits:            models.DefaultLimitConfig(),
 		HashQueue:         64,
 	}
 }
@@ -194,13 +194,15 @@ func checked[T any](p *T, check func(string) (T, error)) value {
 	}, fmt.Sprint(*p)}
 }
 
-func whole(p *int, lo, hi int) value {
-	return checked(p, func(v string) (int, error) {
+// whole is a whole number from lo to hi, also into a float field (the
+// limiter's rates per minute are fractional inside, whole as settings).
+func whole[T ~int | ~float64](p *T, lo, hi int) value {
+	return checked(p, func(v string) (T, error) {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil || n < lo || n > hi {
 			return 0, fmt.Errorf("want a whole number from %d to %d, got %q", lo, hi, v)
 		}
-		return n, nil
+		return T(n), nil
 	})
 }
 

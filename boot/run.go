@@ -48,7 +48,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		Queue:      cfg.HashQueue,
 	})
 	go hasher.Warm()
-	limiter := newLimiter(db, cfg.Limits, now)
+	limits := cfg.Limits
+	limits.Now = now
+	limiter := models.NewLimiter(db, limits)
 	users := models.NewUsers(db, hasher, limiter, models.Config{
 		TokenTTL:            cfg.TokenTTL,
 		TokenMaxTTL:         cfg.TokenMaxTTL,

@@ -197,8 +197,8 @@ func TestLimitSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := c.Limits
-	if !l.Login || !l.Reset || l.FreeFailures != 5 || l.Delay != time.Second || l.MaxDelay != 15*time.Minute ||
-		l.IPBurst != 20 || l.IPPerMinute != 10 || l.ResetInterval != time.Minute || c.HashQueue != 64 {
+	if !l.Login || !l.Mail || l.FreeFailures != 5 || l.Delay != time.Second || l.MaxDelay != 15*time.Minute ||
+		l.IPBurst != 20 || l.IPPerMinute != 10 || l.MailInterval != time.Minute || c.HashQueue != 64 {
 		t.Fatalf("defaults: %+v queue %d", l, c.HashQueue)
 	}
 	c, err = boot.LoadConfig([]string{"-login-limit-ip-burst", "50"}, get(map[string]string{
@@ -210,7 +210,7 @@ func TestLimitSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	l = c.Limits
-	if l.Login || !l.Reset || l.FreeFailures != 10 || l.MaxDelay != time.Hour || l.IPBurst != 50 || l.ResetInterval != 5*time.Minute || c.HashQueue != 8 {
+	if l.Login || !l.Mail || l.FreeFailures != 10 || l.MaxDelay != time.Hour || l.IPBurst != 50 || l.MailInterval != 5*time.Minute || c.HashQueue != 8 {
 		t.Fatalf("from env and flags: %+v queue %d", l, c.HashQueue)
 	}
 	for k, v := range map[string]string{
