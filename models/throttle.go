@@ -427,37 +427,18 @@ func loginKey(c Credentials) string {
 }
 
 // checkPassword asks a signed-in user for their password again before a
-// sensitive change (change password, log out everywhere else). Wrong
-// guesses count against the same throttle as logins with the account's
-// email, so a stolen session is not a free password oracle.
+// sensitive change (change password, log out everywhere else). It is a
+// password attempt like a login's, on the same account counter, so a
+// stolen session is not a free password oracle. A right password here
+// clears no failures: only a login or a completed reset does.
 func (s *Users) checkPassword(ctx context.Context, u *User, pw string, meta ClientMeta) error {
-	key := accountKey(u)
-	if err := s.limiter.BeforeLogin(ctx, key, meta); err != nil {
-		return err
-	}
-	defer s.limiter.EndLogin(key, meta)
-	ok, err := false, error(nil)
-	if pw != "" {
-		ok, err = s.hasher.Verify(ctx, u.PasswordHash, u.PasswordNFKC, pw)
-	} else {
-		err = s.hasher.VerifyDummy(ctx, pw)
-	}
+	a := attempt{key: accountKey(u), against: u, userID: u.ID, password: pw, meta: meta, failed: "reauth.failed"}
+	ok, err := s.verifyAttempt(ctx, a, func(func(*Tx) error) error { return nil })
 	if err != nil {
 		return err
 	}
-	if ok {
-		return nil
+	if !ok {
+		return ErrWrongPassword
 	}
-	if s.limiter != nil {
-		err := s.db.Write(ctx, s.now(), func(tx *Tx) error {
-			if err := tx.Audit(ctx, "reauth.failed", u.ID, meta, ""); err != nil {
-				return err
-			}
-			return s.limiter.RecordLogin(ctx, tx, key, meta, false)
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return ErrWrongPassword
+	return nil
 }

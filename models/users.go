@@ -160,76 +160,104 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, nil, err
 	}
+	a := attempt{key: key, password: c.Password, meta: meta, failed: "login.failed"}
 	if u != nil {
 		// One counter per account, whichever of its identifiers is typed:
 		// switching between email and username must not double the guesses.
-		key = accountKey(u)
+		a.key, a.userID = accountKey(u), u.ID
+		if !u.Disabled {
+			a.against = u
+		}
 	}
-	if err := s.limiter.BeforeLogin(ctx, key, meta); err != nil {
-		return nil, nil, err
-	}
-	defer s.limiter.EndLogin(key, meta)
-	ok := false
-	if u != nil && !u.Disabled && c.Password != "" {
-		ok, err = s.hasher.Verify(ctx, u.PasswordHash, u.PasswordNFKC, c.Password)
-	} else {
-		err = s.hasher.VerifyDummy(ctx, c.Password)
-	}
+	var tok *AccessToken
+	ok, err := s.verifyAttempt(ctx, a, func(record func(*Tx) error) error {
+		var newHash string
+		if s.hasher.NeedsRehash(u.PasswordHash, u.PasswordNFKC) {
+			// Upgrade to the configured algorithm and cost; a failure here must
+			// not fail a correct login.
+			if h, err := s.hasher.Hash(ctx, c.Password); err == nil {
+				newHash = h
+			}
+		}
+		err := s.db.Write(ctx, s.now(), func(tx *Tx) error {
+			if newHash != "" {
+				tx.dropUser(u.ID)
+				if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = ?, password_nfkc = 1 WHERE id = ?`, newHash, u.ID); err != nil {
+					return err
+				}
+			}
+			var err error
+			if tok, err = tx.insertToken(ctx, u.ID, ttl, ScopeSession, meta); err != nil {
+				return err
+			}
+			if err := record(tx); err != nil {
+				return err
+			}
+			return tx.Audit(ctx, "login.ok", u.ID, meta, "")
+		})
+		if err != nil {
+			return fmt.Errorf("models: login: %w", err)
+		}
+		if newHash != "" {
+			u.PasswordHash, u.PasswordNFKC = newHash, true
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, nil, err
 	}
 	if !ok {
-		var uid int64
-		if u != nil {
-			uid = u.ID
-		}
-		now := s.now()
-		// The failure's audit row and its throttle counters: one write.
-		err := s.db.Write(ctx, now, func(tx *Tx) error {
-			if err := tx.Audit(ctx, "login.failed", uid, meta, ""); err != nil {
-				return err
-			}
-			return s.limiter.RecordLogin(ctx, tx, key, meta, false)
-		})
-		if err != nil {
-			return nil, nil, err
-		}
 		return nil, nil, ErrLoginFailed
 	}
+	return tok, u, nil
+}
 
-	var newHash string
-	if s.hasher.NeedsRehash(u.PasswordHash, u.PasswordNFKC) {
-		// Upgrade to the configured algorithm and cost; a failure here must
-		// not fail a correct login.
-		if h, err := s.hasher.Hash(ctx, c.Password); err == nil {
-			newHash = h
-		}
+// attempt is one try of a password.
+type attempt struct {
+	key      string // the limiter's key: accountKey, or the identifier tried when there is no account
+	against  *User  // whose hash to verify; nil (no such account, or a disabled one): the dummy hash
+	userID   int64  // the audit row's user; 0 when there is no account
+	password string
+	meta     ClientMeta
+	failed   string // the audit kind of a failure
+}
+
+// verifyAttempt is the throttle sequence, the one way a password is tried
+// (a login; a signed-in user asked for theirs again), so it cannot differ
+// between them: the limiter lets the attempt through or refuses it
+// (ErrThrottled); the password is verified, against the dummy hash when
+// there is no account to check, so the time does not tell; the outcome is
+// recorded; the attempt ends (Limiter.EndLogin) whatever became of it. A
+// failure's audit row and the limiter's counters are one write, and
+// verifyAttempt reports false. On success it calls won, still inside the
+// attempt, with record: won makes the write its success needs and calls
+// record inside it, so a success costs the limiter no write of its own.
+func (s *Users) verifyAttempt(ctx context.Context, a attempt, won func(record func(*Tx) error) error) (bool, error) {
+	if err := s.limiter.BeforeLogin(ctx, a.key, a.meta); err != nil {
+		return false, err
 	}
-	now := s.now()
-	var tok *AccessToken
-	err = s.db.Write(ctx, now, func(tx *Tx) error {
-		if newHash != "" {
-			tx.dropUser(u.ID)
-			if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = ?, password_nfkc = 1 WHERE id = ?`, newHash, u.ID); err != nil {
+	defer s.limiter.EndLogin(a.key, a.meta)
+	var (
+		ok  bool
+		err error
+	)
+	if a.against != nil && a.password != "" {
+		ok, err = s.hasher.Verify(ctx, a.against.PasswordHash, a.against.PasswordNFKC, a.password)
+	} else {
+		err = s.hasher.VerifyDummy(ctx, a.password)
+	}
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return false, s.db.Write(ctx, s.now(), func(tx *Tx) error {
+			if err := tx.Audit(ctx, a.failed, a.userID, a.meta, ""); err != nil {
 				return err
 			}
-		}
-		var err error
-		if tok, err = tx.insertToken(ctx, u.ID, ttl, ScopeSession, meta); err != nil {
-			return err
-		}
-		if err := s.limiter.RecordLogin(ctx, tx, key, meta, true); err != nil {
-			return err
-		}
-		return tx.Audit(ctx, "login.ok", u.ID, meta, "")
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("models: login: %w", err)
+			return s.limiter.RecordLogin(ctx, tx, a.key, a.meta, false)
+		})
 	}
-	if newHash != "" {
-		u.PasswordHash, u.PasswordNFKC = newHash, true
-	}
-	return tok, u, nil
+	return true, won(func(tx *Tx) error { return s.limiter.RecordLogin(ctx, tx, a.key, a.meta, true) })
 }
 
 // insertToken creates a token for a user inside tx.
