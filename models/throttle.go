@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -74,8 +73,9 @@ func DefaultLimitConfig() LimitConfig {
 //     real users behind one NAT are not held back by each other's logins;
 //   - per address and per IP for reset and verification mail.
 //
-// Attempts in flight are counted in memory too, so a burst of parallel
-// guesses cannot all pass before the first failure is written.
+// Those counters are shared by every replica on the database. Attempts in
+// flight are also counted in memory, per process (inflight.go), so a burst
+// of parallel guesses cannot all pass before the first failure is written.
 //
 // A login is three steps, always in this order: BeforeLogin may refuse the
 // attempt (ErrThrottled with the seconds to wait); RecordLogin stores its
@@ -86,17 +86,10 @@ func DefaultLimitConfig() LimitConfig {
 // whether or not the account exists, so a throttled unknown account looks
 // like a throttled real one.
 type Limiter struct {
-	db  *DB
-	cfg LimitConfig
-
-	mu       sync.Mutex
-	inflight map[string]int
-	released chan struct{} // closed (and replaced) whenever an attempt ends
+	db       *DB
+	cfg      LimitConfig
+	inflight *inflight // this process's attempts under way
 }
-
-// inflightWait bounds how long an attempt waits for a slot that attempts in
-// flight hold, before it is answered 429 after all.
-const inflightWait = 10 * time.Second
 
 // NewLimiter returns a limiter over db, filling unset numbers from
 // DefaultLimitConfig (the on/off switches are taken as given).
@@ -130,7 +123,7 @@ func NewLimiter(db *DB, cfg LimitConfig) *Limiter {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Limiter{db: db, cfg: cfg, inflight: map[string]int{}, released: make(chan struct{})}
+	return &Limiter{db: db, cfg: cfg, inflight: newInflight()}
 }
 
 // Config returns the limits in force.
@@ -225,64 +218,44 @@ func (l *Limiter) BeforeLogin(ctx context.Context, key string, meta ClientMeta) 
 		return nil
 	}
 	ak, ik := throttleKey(keyAccount, key), throttleKey(keyLoginIP, IPKey(meta.IP))
-	deadline := time.NewTimer(inflightWait)
-	defer deadline.Stop()
-	for {
-		wait, err := l.reserveLogin(ctx, ak, ik)
-		if wait == nil {
-			return err
-		}
-		// The allowance is there but attempts in flight hold it: wait for
-		// one to end rather than refuse a login nothing has failed yet
-		// (many real users behind one NAT log in at once).
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline.C:
-			return throttled(time.Second)
-		}
-	}
+	// When the allowance is there but attempts in flight hold it, take
+	// waits for one to end rather than refuse a login nothing has failed
+	// yet (many real users behind one NAT log in at once).
+	return l.inflight.take(ctx, [][]byte{ak, ik}, func(held func([]byte) int) (bool, error) {
+		return l.loginRoom(ctx, ak, ik, held)
+	})
 }
 
-// reserveLogin takes an in-flight slot for an attempt, or refuses it, or —
-// when only attempts in flight stand in the way — returns a channel that is
-// closed when one of them ends.
-func (l *Limiter) reserveLogin(ctx context.Context, ak, ik []byte) (<-chan struct{}, error) {
-	// One lock around read-and-reserve, so two attempts cannot both take
-	// the last free one. Logins are bounded by hashing (tens a second), so
-	// this lock is never the bottleneck.
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// loginRoom refuses an attempt on account ak from client IP ik that must
+// wait (ErrThrottled), or says whether the attempts in flight (held) leave
+// room for it. It runs under the in-flight guard's lock, so reading the
+// counters and taking a slot are one step; logins are bounded by hashing
+// (tens a second), so that lock is never the bottleneck.
+func (l *Limiter) loginRoom(ctx context.Context, ak, ik []byte, held func([]byte) int) (bool, error) {
 	now := l.cfg.Now()
 	acct, err := readCounter(ctx, l.db.QueryRow, ak)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	ip, err := readCounter(ctx, l.db.QueryRow, ik)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	n := 0
 	if acct.live(now) {
 		n = int(acct.n)
 	}
 	if wait := acct.at.Add(l.delayAfter(n)).Sub(now); n > l.cfg.FreeFailures && wait > 0 {
-		return nil, throttled(wait)
+		return false, throttled(wait)
 	}
 	t := ip.tokens(l.cfg.IPBurst, l.cfg.IPPerMinute, now)
 	if t < 1 {
-		return nil, throttled(time.Duration((1 - t) / l.cfg.IPPerMinute * float64(time.Minute)))
+		return false, throttled(time.Duration((1 - t) / l.cfg.IPPerMinute * float64(time.Minute)))
 	}
 	// While failures are free, at most the free ones left may be in flight
 	// (after that, one at a time), and no more than the IP's tokens: so a
 	// burst of parallel guesses gets no more than one after another would.
-	if l.inflight[string(ak)] >= max(1, l.cfg.FreeFailures-n) || t-float64(l.inflight[string(ik)]) < 1 {
-		return l.released, nil
-	}
-	l.inflight[string(ak)]++
-	l.inflight[string(ik)]++
-	return nil, nil
+	return held(ak) < max(1, l.cfg.FreeFailures-n) && t-float64(held(ik)) >= 1, nil
 }
 
 // EndLogin releases what BeforeLogin reserved for an attempt.
@@ -290,17 +263,7 @@ func (l *Limiter) EndLogin(key string, meta ClientMeta) {
 	if l == nil || !l.cfg.Login {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, k := range [][]byte{throttleKey(keyAccount, key), throttleKey(keyLoginIP, IPKey(meta.IP))} {
-		if l.inflight[string(k)] <= 1 {
-			delete(l.inflight, string(k))
-		} else {
-			l.inflight[string(k)]--
-		}
-	}
-	close(l.released)
-	l.released = make(chan struct{})
+	l.inflight.release(throttleKey(keyAccount, key), throttleKey(keyLoginIP, IPKey(meta.IP)))
 }
 
 // RecordLogin stores an attempt's outcome inside tx: a failure counts
