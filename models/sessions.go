@@ -7,6 +7,31 @@ import (
 	"time"
 )
 
+// Session is an authenticated request: the token presented and its user.
+type Session struct {
+	Token AccessToken
+	User  User
+}
+
+// Logout deletes the token of a session. It reports false when the token was
+// already gone.
+func (s *Users) Logout(ctx context.Context, sess *Session, meta ClientMeta) (bool, error) {
+	var n int64
+	now := s.now()
+	err := s.db.Write(ctx, now, func(tx *Tx) error {
+		tx.dropToken(sess.Token.Digest)
+		res, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE digest = ?`, sess.Token.Digest[:])
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return tx.Audit(ctx, "logout", sess.User.ID, meta, "")
+	})
+	return n > 0, err
+}
+
 // SessionInfo is one live login of a user, as the sessions list shows it:
 // never the token or its digest, only a short handle to revoke it by.
 type SessionInfo struct {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"math"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -371,37 +370,4 @@ func (t *Tx) clearLoginThrottle(ctx context.Context, u *User) error {
 	}
 	_, err := t.Exec(ctx, `DELETE FROM throttle WHERE key IN (?`+strings.Repeat(", ?", len(keys)-1)+`)`, keys...)
 	return err
-}
-
-// accountKey is the throttle key of an existing account, the same for its
-// email and its username.
-func accountKey(u *User) string { return "uid:" + strconv.FormatInt(u.ID, 10) }
-
-// loginKey is the throttle key of a login attempt for an unknown account:
-// the identifier tried, normalised as its lookup is.
-func loginKey(c Credentials) string {
-	switch {
-	case c.Email != "":
-		return EmailKey(c.Email)
-	case c.Username != "":
-		return UsernameKey(c.Username)
-	}
-	return strings.ToLower(strings.TrimSpace(c.Login))
-}
-
-// checkPassword asks a signed-in user for their password again before a
-// sensitive change (change password, log out everywhere else). It is a
-// password attempt like a login's, on the same account counter, so a
-// stolen session is not a free password oracle. A right password here
-// clears no failures: only a login or a completed reset does.
-func (s *Users) checkPassword(ctx context.Context, u *User, pw string, meta ClientMeta) error {
-	a := attempt{key: accountKey(u), against: u, userID: u.ID, password: pw, meta: meta, failed: "reauth.failed"}
-	ok, err := s.verifyAttempt(ctx, a, func(func(*Tx) error) error { return nil })
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return ErrWrongPassword
-	}
-	return nil
 }

@@ -39,21 +39,6 @@ func signupContext(body Fields) PasswordContext {
 	return PasswordContext{Email: email, Username: username}
 }
 
-// MaxProfileBytes caps the extra fields stored with a user.
-const MaxProfileBytes = 16 << 10
-
-// reserved are LoopBack's User properties (and transport fields) that never
-// go into the profile.
-var reserved = map[string]bool{
-	"id": true, "email": true, "username": true, "password": true, "realm": true,
-	"emailVerified": true, "verificationToken": true, "access_token": true,
-}
-
-// ReservedField reports whether name is one of LoopBack's User properties
-// (or a transport field such as access_token), which are never profile
-// fields.
-func ReservedField(name string) bool { return reserved[name] }
-
 // EmailKey is the lookup key of an address: trimmed and lower-cased, so
 // lookups and uniqueness ignore case (the address is stored as given).
 func EmailKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
@@ -284,39 +269,6 @@ func (s *Users) checkUsername(ctx context.Context, body Fields, v *ValidationErr
 	return username, key
 }
 
-// profileOf merges body's non-reserved fields over base, refusing more than
-// MaxProfileBytes of JSON.
-func profileOf(body Fields, base Fields) (Fields, error) {
-	out := append(Fields(nil), base...)
-	index := make(map[string]int, len(out))
-	for i, f := range out {
-		index[f.Name] = i
-	}
-	for _, f := range body {
-		switch i, ok := index[f.Name]; {
-		case reserved[f.Name]:
-		case ok:
-			out[i].Value = f.Value
-		default:
-			index[f.Name] = len(out)
-			out = append(out, f)
-		}
-	}
-	if len(profileJSON(out)) > MaxProfileBytes {
-		return nil, &Error{Kind: KindUnprocessable, Code: "PROFILE_TOO_LARGE",
-			Message: fmt.Sprintf("Extra user fields are limited to %d bytes of JSON", MaxProfileBytes)}
-	}
-	return out, nil
-}
-
-func profileJSON(p Fields) string {
-	if len(p) == 0 {
-		return "{}"
-	}
-	b, _ := p.MarshalJSON()
-	return string(b)
-}
-
 // flag stores an optional boolean as NULL, 0 or 1: flags are integers on
 // every store, so one query serves SQLite and PostgreSQL.
 func flag(b *bool) any {
@@ -435,6 +387,60 @@ func (s *Users) UpdateUser(ctx context.Context, id int64, body Fields, keep [32]
 		return nil, fmt.Errorf("models: update user %d: %w", id, err)
 	}
 	return &next, nil
+}
+
+// ChangePassword checks the old password, stores a hash of the new one and
+// ends every other session of the user; the session used stays (LoopBack).
+func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, newPassword string, meta ClientMeta) error {
+	if err := s.CheckPasswordPolicy(newPassword, sess.User.PasswordContext()); err != nil {
+		return err
+	}
+	u, err := s.FindUserByID(ctx, sess.User.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.checkPassword(ctx, u, oldPassword, meta); err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(ctx, newPassword)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	err = s.db.Write(ctx, now, func(tx *Tx) error {
+		tx.dropUser(u.ID)
+		if err := tx.requireToken(ctx, sess.Token.Digest); err != nil {
+			return err
+		}
+		if err := tx.setPassword(ctx, u.ID, hash); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE user_id = ? AND digest != ?`, u.ID, sess.Token.Digest[:]); err != nil {
+			return err
+		}
+		if err := tx.Audit(ctx, "password.changed", u.ID, meta, "change"); err != nil {
+			return err
+		}
+		return emit(ctx, tx, s.onChanged, PasswordChanged{User: u, Reason: "change", Meta: meta}, "password-changed")
+	})
+	return err
+}
+
+// requireToken fails with ErrAuthRequired when the session a change is made
+// with was revoked (a reset, a logout elsewhere) after it was checked: the
+// check and the write are then one transaction.
+func (t *Tx) requireToken(ctx context.Context, digest [32]byte) error {
+	var one int
+	err := t.QueryRow(ctx, `SELECT 1 FROM access_tokens WHERE digest = ?`, digest[:]).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrAuthRequired
+	}
+	return err
+}
+
+func (t *Tx) setPassword(ctx context.Context, userID int64, hash string) error {
+	_, err := t.Exec(ctx, `UPDATE users SET password_hash = ?, password_nfkc = 1, updated = ? WHERE id = ?`, hash, ms(t.now), userID)
+	return err
 }
 
 // DeleteUser deletes the user and, by cascade, every token. It returns how

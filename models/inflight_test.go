@@ -2,7 +2,6 @@ package models_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -43,33 +42,6 @@ func TestThrottleManyRealUsersBehindOneIP(t *testing.T) {
 	for err := range errs {
 		if err != nil {
 			t.Fatalf("a correct login behind a shared address was refused: %v", err)
-		}
-	}
-}
-
-// TestThrottleOneCounterPerAccount: failures by email and by username count
-// against the same account, so switching identifiers gains no guesses.
-func TestThrottleOneCounterPerAccount(t *testing.T) {
-	lc := models.DefaultLimitConfig()
-	u, _, _, _ := newLimitedUsers(t, models.Config{}, &lc)
-	mustCreate(t, u, "email", "bob@example.com", "username", "bobby", "password", "quiet-harbor-12")
-	ctx := context.Background()
-	meta := models.ClientMeta{IP: "203.0.113.10"}
-	free := models.DefaultLimitConfig().FreeFailures
-	for i := 0; i < free; i++ {
-		c := models.Credentials{Email: "bob@example.com", Password: "wrong-guess"}
-		if i%2 == 1 {
-			c = models.Credentials{Username: "BOBBY", Password: "wrong-guess"}
-		}
-		if _, _, err := u.Login(ctx, c, meta); !errors.Is(err, models.ErrLoginFailed) {
-			t.Fatalf("failure %d: %v", i+1, err)
-		}
-	}
-	// The next failure starts the delay; after it, both identifiers wait.
-	u.Login(ctx, models.Credentials{Email: "bob@example.com", Password: "wrong-guess"}, meta)
-	for _, c := range []models.Credentials{{Email: "bob@example.com", Password: "wrong-guess"}, {Username: "bobby", Password: "wrong-guess"}} {
-		if _, _, err := u.Login(ctx, c, meta); !errors.Is(err, models.ErrThrottled) {
-			t.Fatalf("%+v after %d failures on the account: %v", c, free+1, err)
 		}
 	}
 }
