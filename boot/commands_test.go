@@ -43,6 +43,7 @@ func TestUnknownCommand(t *testing.T) {
 // TestServeCommandFlags: flags after a command name are parsed by that
 // command's FlagSet over the shared settings, and win over the variables.
 func TestServeCommandFlags(t *testing.T) {
+	t.Parallel()
 	base, _, stop := startAppArgs(t, []string{"serve", "-addr", "127.0.0.1:0", "-password-min", "12"},
 		map[string]string{"LATCHKEY_ADDR": "not-an-address"})
 	if st, _, body := call(t, "GET", base+"/healthz", ""); st != 200 {

@@ -99,6 +99,7 @@ func TestLoadConfigBadValues(t *testing.T) {
 // LATCHKEY_PASSWORD_CONTEXT_CHECK are on by default, take on/off, and reach
 // the password policy (SECURITY P6, P7).
 func TestPasswordCheckSettings(t *testing.T) {
+	t.Parallel()
 	c, err := boot.LoadConfig(nil, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)

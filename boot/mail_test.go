@@ -224,6 +224,7 @@ func resetToken(t *testing.T, m smtptest.Message, to string) string {
 // TestResetJourneyOverSMTP follows the reset link from a mail that go-mail
 // delivered over TCP to an SMTP server.
 func TestResetJourneyOverSMTP(t *testing.T) {
+	t.Parallel()
 	sink := smtptest.Start(t)
 	clk := newClock()
 	a := startApp(t, testdb.DSN(t), sink.Port(), clk)
@@ -318,6 +319,7 @@ func TestResetJourneyOverSMTP(t *testing.T) {
 
 // TestResetTokenExpiresOverSMTP: the mailed link stops working after the reset TTL.
 func TestResetTokenExpiresOverSMTP(t *testing.T) {
+	t.Parallel()
 	sink := smtptest.Start(t)
 	clk := newClock()
 	a := startApp(t, testdb.DSN(t), sink.Port(), clk)
@@ -332,6 +334,7 @@ func TestResetTokenExpiresOverSMTP(t *testing.T) {
 
 // TestVerifyMailOverSMTP: the confirm link from the mail verifies the address.
 func TestVerifyMailOverSMTP(t *testing.T) {
+	t.Parallel()
 	sink := smtptest.Start(t)
 	clk := newClock()
 	a := startApp(t, testdb.DSN(t), sink.Port(), clk)
@@ -366,6 +369,7 @@ func TestVerifyMailOverSMTP(t *testing.T) {
 // old address is told, with the new one named and no link or token in it;
 // the new address gets nothing unasked.
 func TestEmailChangeNoticeOverSMTP(t *testing.T) {
+	t.Parallel()
 	sink := smtptest.Start(t)
 	a := startApp(t, testdb.DSN(t), sink.Port(), newClock())
 	id := a.signup("gina@example.com", "anig-pw-1-long")
@@ -387,6 +391,7 @@ func TestEmailChangeNoticeOverSMTP(t *testing.T) {
 // same, the message waits in the outbox with its failures counted, and it is
 // delivered when the server comes back — also after the app restarts.
 func TestMailSurvivesSMTPOutage(t *testing.T) {
+	t.Parallel()
 	// A port with nobody listening.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -68,9 +68,11 @@ func enqueue(t *testing.T, db *models.DB, now time.Time, e models.Email) {
 }
 
 func TestOutboxWorker(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 
 	t.Run("NotifyWakesAtOnce", func(t *testing.T) {
+		t.Parallel()
 		db := openWorkerDB(t)
 		clk := newClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
@@ -102,6 +104,7 @@ func TestOutboxWorker(t *testing.T) {
 	})
 
 	t.Run("ShutdownFinishesTheSendInFlight", func(t *testing.T) {
+		t.Parallel()
 		db := openWorkerDB(t)
 		clk := newClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
@@ -135,6 +138,7 @@ func TestOutboxWorker(t *testing.T) {
 	})
 
 	t.Run("ShutdownBoundsAHungSend", func(t *testing.T) {
+		t.Parallel()
 		db := openWorkerDB(t)
 		clk := newClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
@@ -157,6 +161,7 @@ func TestOutboxWorker(t *testing.T) {
 	})
 
 	t.Run("RetriesThenDeadAndLogsNoSecrets", func(t *testing.T) {
+		t.Parallel()
 		db := openWorkerDB(t)
 		clk := newClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now, MaxAttempts: 3})
@@ -202,6 +207,7 @@ func TestOutboxWorker(t *testing.T) {
 // TestOutboxWorkerExpiredLinks: a reset mail whose link expired during an
 // outage is given up, not sent; other kinds are still delivered.
 func TestOutboxWorkerExpiredLinks(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := openWorkerDB(t)
 	clk := newClock()

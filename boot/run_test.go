@@ -102,6 +102,7 @@ func call(t *testing.T, method, url, body string, headers ...string) (int, map[s
 // → change-password → logout over HTTP, then checks the log holds no secret
 // and shutdown is clean.
 func TestRunEndToEnd(t *testing.T) {
+	t.Parallel()
 	base, logs, stop := startApp(t, nil)
 	if st, _, body := call(t, "GET", base+"/healthz", ""); st != 200 {
 		t.Fatalf("healthz %d %s", st, body)
@@ -159,6 +160,7 @@ func TestRunEndToEnd(t *testing.T) {
 // TestRunPersistsAcrossRestart: a clean shutdown closes the database and a
 // restart on the same file sees the users and tokens.
 func TestRunPersistsAcrossRestart(t *testing.T) {
+	t.Parallel()
 	db := testdb.DSN(t)
 	base, _, stop := startApp(t, map[string]string{"LATCHKEY_DB": db})
 	call(t, "POST", base+"/api/users", `{"email":"p@example.com","password":"persist-pw-1"}`)
@@ -175,6 +177,7 @@ func TestRunPersistsAcrossRestart(t *testing.T) {
 // TestGracefulShutdownFinishesInFlight: a login whose request is still
 // arriving when the signal comes gets its answer before the process ends.
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
+	t.Parallel()
 	base, logs, stop := startApp(t, nil)
 	call(t, "POST", base+"/api/users", `{"email":"slow@example.com","password":"wols-pw-12"}`)
 	body, w := io.Pipe()

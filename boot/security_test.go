@@ -77,6 +77,7 @@ func storedHash(t *testing.T, app *boot.App, email string) string {
 // and the old password keeps working; two users with one password get
 // different hashes. Raising LATCHKEY_BCRYPT_COST upgrades the same way.
 func TestSecurity_P10_HashUpgrade(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("../models/testdata/bcryptjs.json")
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +141,8 @@ func medianOf(d []time.Duration) time.Duration {
 // one only queues its mail (rendered, into the outbox). 200 interleaved
 // samples each; SECURITY.md's bound: medians within 5 ms.
 func TestSecurity_R2_ResetTiming(t *testing.T) {
+	// Not parallel: it measures time, so it runs while no other test of
+	// the package does.
 	if testing.Short() {
 		t.Skip("timing")
 	}
@@ -191,6 +194,7 @@ func TestSecurity_R2_ResetTiming(t *testing.T) {
 // are read from LATCHKEY_LOGIN_LIMIT… / LATCHKEY_RESET_LIMIT… like every
 // other setting; bad values stop start-up naming the variable.
 func TestLimitSettings(t *testing.T) {
+	t.Parallel()
 	get := func(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
 	c, err := boot.LoadConfig(nil, get(nil), io.Discard)
 	if err != nil {

@@ -103,6 +103,7 @@ var (
 
 // TestAPIReset covers 7.2–7.9 of loopback3-observed.md with our deliberate changes.
 func TestAPIReset(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	mb := subscribe(env)
 	env.signup("bob@example.com", "bob-pw-1-long")
@@ -154,6 +155,7 @@ func TestAPIReset(t *testing.T) {
 	})
 
 	t.Run("CompatEmailNotFound", func(t *testing.T) {
+		t.Parallel()
 		env := newEnv(t, func(c *models.Config, _ *handlers.Options) { c.CompatEmailNotFound = true })
 		env.signup("bob@example.com", "bob-pw-1-long")
 		wantEnvelope(t, env.do("POST", "/api/users/reset", `{"email":"nobody@example.com"}`), 404,
@@ -164,6 +166,7 @@ func TestAPIReset(t *testing.T) {
 
 // TestAPIResetPassword covers 7.10–7.20 with the reset token scoped, single use.
 func TestAPIResetPassword(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	mb := subscribe(env)
 	id := env.signup("bob@example.com", "bob-pw-1-long")
@@ -255,6 +258,7 @@ func TestAPIResetPassword(t *testing.T) {
 // TestAPIVerifyConfirm covers section 8 with verify owner-only and confirm's
 // redirect restricted.
 func TestAPIVerifyConfirm(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	mb := subscribe(env)
 	bob := env.signup("bob@example.com", "bob-pw-1-long")

@@ -50,6 +50,7 @@ func sameJSON(t *testing.T, got, want string) bool {
 
 // TestAPICreate covers section 1 of loopback3-observed.md.
 func TestAPICreate(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	validation := func(msg string, codes, messages string) string {
 		return `{"error":{"statusCode":422,"name":"ValidationError","message":` + mustJSON(msg) +
@@ -149,6 +150,7 @@ func mustJSON(s string) string {
 
 // TestAPILogin covers section 2 of loopback3-observed.md.
 func TestAPILogin(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.signup("alice@example.com", "ecila-pw-1", "username", "alice")
 	env.signup("carol@example.com", "lorac-pw-1", "realm", "r1", "nickname", "caz")
@@ -266,6 +268,7 @@ func orderOfKeys(t *testing.T, body string) string {
 
 // TestAPIEternalTokens: ttl -1 only when enabled, and then it works.
 func TestAPIEternalTokens(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t, func(c *models.Config, _ *handlers.Options) { c.AllowEternalTokens = true })
 	env.signup("alice@example.com", "ecila-pw-1")
 	r := env.do("POST", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1","ttl":-1}`)
@@ -281,6 +284,7 @@ func TestAPIEternalTokens(t *testing.T) {
 
 // TestAPITokenTransport covers section 3 of loopback3-observed.md.
 func TestAPITokenTransport(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.signup("alice@example.com", "ecila-pw-1", "username", "alice")
 	a1 := env.login("alice@example.com", "ecila-pw-1")
@@ -341,6 +345,7 @@ func TestAPITokenTransport(t *testing.T) {
 
 // TestAPILogout covers section 4 of loopback3-observed.md.
 func TestAPILogout(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.signup("bob@example.com", "bob-pw-1234")
 	l1 := env.login("bob@example.com", "bob-pw-1234")
@@ -374,6 +379,7 @@ func TestAPILogout(t *testing.T) {
 
 // TestAPIUsersCRUD covers section 5 of loopback3-observed.md.
 func TestAPIUsersCRUD(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.signup("alice@example.com", "ecila-pw-1", "username", "alice")
 	env.signup("bob@example.com", "bob-pw-1234")
@@ -441,6 +447,7 @@ func TestAPIUsersCRUD(t *testing.T) {
 
 // TestAPIChangePassword covers section 6 of loopback3-observed.md.
 func TestAPIChangePassword(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.signup("bob@example.com", "bob-pw-1234")
 	b2 := env.login("bob@example.com", "bob-pw-1234")
@@ -499,6 +506,7 @@ func TestAPIChangePassword(t *testing.T) {
 
 // TestAPIRoutingAndHeaders covers section 9 and the headers of API.md.
 func TestAPIRoutingAndHeaders(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	tests := []struct {
 		method, path string
@@ -565,6 +573,7 @@ func TestAPIRoutingAndHeaders(t *testing.T) {
 
 // TestAPICORSAllowList: an allowed origin gets CORS, without credentials.
 func TestAPICORSAllowList(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t, func(_ *models.Config, o *handlers.Options) { o.CORSOrigins = []string{"https://app.example.com"} })
 	r := env.do("OPTIONS", "/api/users/login", "", "Origin: https://app.example.com", "Access-Control-Request-Method: POST")
 	if r.header.Get("Access-Control-Allow-Origin") != "https://app.example.com" || r.header.Get("Access-Control-Allow-Credentials") != "" {
@@ -578,6 +587,7 @@ func TestAPICORSAllowList(t *testing.T) {
 
 // TestAPIHealth: /healthz answers when the database does.
 func TestAPIHealth(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	if r := env.do("GET", "/healthz", ""); r.status != 200 || r.body != `{"status":"ok"}` {
 		t.Fatalf("%d %s", r.status, r.body)
@@ -591,6 +601,7 @@ func TestAPIHealth(t *testing.T) {
 // TestAPIAuditRows: login ok/failed, logout and password change leave audit
 // rows, and none holds a secret.
 func TestAPIAuditRows(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.signup("alice@example.com", "ecila-pw-1")
 	tok := env.login("alice@example.com", "ecila-pw-1")

@@ -261,6 +261,7 @@ func signupInBrowser(t *testing.T, env *testEnv, email, password string) *browse
 }
 
 func TestPagesHomeSignedOut(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	b := newBrowser(t, env, "http://localhost:3000")
 	p := b.get("/")
@@ -313,6 +314,7 @@ func TestPagesHomeSignedOut(t *testing.T) {
 }
 
 func TestPagesSignup(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	rec := record(env)
 	env.signup("taken@example.com", "correct horse")
@@ -412,6 +414,7 @@ func TestPagesSignup(t *testing.T) {
 }
 
 func TestPagesLogin(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.signup("eve@example.com", "correct horse", "username", "eve")
 	b := newBrowser(t, env, "http://localhost:3000")
@@ -475,6 +478,7 @@ func TestPagesLogin(t *testing.T) {
 }
 
 func TestPagesLoginAgainReplacesSession(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.signup("eve@example.com", "correct horse")
 	b := newBrowser(t, env, "http://localhost:3000")
@@ -493,6 +497,7 @@ func TestPagesLoginAgainReplacesSession(t *testing.T) {
 }
 
 func TestPagesCSRF(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.signup("eve@example.com", "correct horse")
 	creds := url.Values{"email": {"eve@example.com"}, "password": {"correct horse"}}
@@ -555,6 +560,7 @@ func TestPagesCSRF(t *testing.T) {
 }
 
 func TestPagesLogout(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	b := signupInBrowser(t, env, "eve@example.com", "correct horse")
 	token := b.cookie("latchkey_session")
@@ -629,6 +635,7 @@ func TestPagesLogout(t *testing.T) {
 }
 
 func TestPagesPasswordReset(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	rec := record(env)
 	env.signup("eve@example.com", "correct horse")
@@ -754,6 +761,7 @@ func TestPagesPasswordReset(t *testing.T) {
 }
 
 func TestPagesResetEndsOwnSession(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	rec := record(env)
 	b := signupInBrowser(t, env, "eve@example.com", "correct horse")
@@ -767,6 +775,7 @@ func TestPagesResetEndsOwnSession(t *testing.T) {
 }
 
 func TestPagesVerifiedAndErrors(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	b := newBrowser(t, env, "http://localhost:3000")
 	v := b.get("/verified")
@@ -803,6 +812,7 @@ func TestPagesVerifiedAndErrors(t *testing.T) {
 // TestPagesLoginThrottled: a login the throttle holds back, even with the
 // right password, is the 429 page with Retry-After and a way to reset.
 func TestPagesLoginThrottled(t *testing.T) {
+	t.Parallel()
 	// One free failure, then 30 s: after two, the account waits 30 s.
 	env := newSecEnv(t, secOptions{limits: &models.LimitConfig{Login: true, FreeFailures: 1, Delay: 30 * time.Second}}).testEnv
 	env.signup("eve@example.com", "correct horse")
@@ -823,6 +833,7 @@ func TestPagesLoginThrottled(t *testing.T) {
 }
 
 func TestPagesSecureCookies(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t, func(_ *models.Config, o *handlers.Options) {
 		o.BaseURL = "https://id.example.com"
 		o.SecureCookies = true

@@ -73,16 +73,21 @@ func refusedEverywhere(t *testing.T, email, username, pw, code, msg string) {
 // PASSWORD_BREACHED on sign-up, change and reset, API and pages alike; a
 // long lower-case passphrase is not (P5).
 func TestSecurity_P6_CommonPasswords(t *testing.T) {
+	t.Parallel()
 	for _, pw := range []string{
 		"password1234", "123456789012", // SECURITY's examples
 		"PassWord1234", // any case
 		"ｐａｓｓｗｏｒｄ１２３４", // fullwidth: NFKC makes it password1234
 		"iloveyou", "qwertyuiop", "aaaaaaaa",
 	} {
-		t.Run(pw, func(t *testing.T) { refusedEverywhere(t, "eve@example.com", "", pw, "PASSWORD_BREACHED", commonMsg) })
+		t.Run(pw, func(t *testing.T) {
+			t.Parallel()
+			refusedEverywhere(t, "eve@example.com", "", pw, "PASSWORD_BREACHED", commonMsg)
+		})
 	}
 
 	t.Run("length rules come first", func(t *testing.T) {
+		t.Parallel()
 		env := newEnv(t)
 		r := env.do("POST", "/api/users", `{"email":"eve@example.com","password":"qwerty"}`)
 		if r.status != 422 || r.errorOf(t)["code"] != "PASSWORD_TOO_SHORT" {
@@ -91,6 +96,7 @@ func TestSecurity_P6_CommonPasswords(t *testing.T) {
 	})
 
 	t.Run("a 16-letter lower-case passphrase passes (P5)", func(t *testing.T) {
+		t.Parallel()
 		env := newEnv(t)
 		env.signup("eve@example.com", "mossyriverstones")
 		env.login("eve@example.com", "mossyriverstones")
@@ -98,6 +104,7 @@ func TestSecurity_P6_CommonPasswords(t *testing.T) {
 	})
 
 	t.Run("a password sent along with a reset request is only length-checked, as LoopBack", func(t *testing.T) {
+		t.Parallel()
 		env := newEnv(t)
 		want204(t, env.do("POST", "/api/users/reset", `{"email":"eve@example.com","password":"password1234"}`))
 	})
@@ -107,6 +114,7 @@ func TestSecurity_P6_CommonPasswords(t *testing.T) {
 // part or the username (4+ characters) or the product name is refused with
 // 422 PASSWORD_CONTEXT on sign-up, change and reset, API and pages alike.
 func TestSecurity_P7_ContextWords(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ name, email, username, pw string }{
 		{"username + 2024", "wonderland@example.com", "alice", "alice2024"},
 		{"username in another case", "wonderland@example.com", "Alice", "ALICE-in-2024"},
@@ -116,11 +124,13 @@ func TestSecurity_P7_ContextWords(t *testing.T) {
 		{"product name", "eve@example.com", "", "MyLatchkey2024"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			refusedEverywhere(t, c.email, c.username, c.pw, "PASSWORD_CONTEXT", contextMsg)
 		})
 	}
 
 	t.Run("short names and other parts of the address are allowed", func(t *testing.T) {
+		t.Parallel()
 		env := newEnv(t)
 		env.signup("bob@example.com", "bob-walks-in-2024", "username", "bob") // 3 characters: not checked
 		env.signup("wonderland@example.com", "example-rivers-2024")           // the domain is not checked

@@ -121,6 +121,7 @@ func isThrottled(t *testing.T, r response) int {
 // TestSecurity_L1_UniformFailure: unknown user, wrong password, missing
 // password, disabled, unverified + wrong password: one status, one body.
 func TestSecurity_L1_UniformFailure(t *testing.T) {
+	t.Parallel()
 	env := newSecEnv(t, secOptions{})
 	env.signup("known@example.com", "nwonk-pw-1-long")
 	env.signup("unverified@example.com", "unver-pw-1-long")
@@ -163,6 +164,8 @@ func median(d []time.Duration) time.Duration {
 // against (LoopBack: 3 ms vs 75 ms) is a factor of 25. Measured numbers:
 // BenchmarkLoginUnknownVsWrongPassword.
 func TestSecurity_L2_EqualTiming(t *testing.T) {
+	// Not parallel: it measures time, so it runs while no other test of
+	// the package does.
 	if testing.Short() {
 		t.Skip("timing")
 	}
@@ -235,7 +238,9 @@ func TestSecurity_L2_EqualTiming(t *testing.T) {
 // X-Forwarded-For; the throttled answer for an unknown account is the same;
 // the client IP honours X-Forwarded-For only from a trusted proxy.
 func TestSecurity_L3_Throttle(t *testing.T) {
+	t.Parallel()
 	t.Run("per account, spoofed XFF", func(t *testing.T) {
+		t.Parallel()
 		env := newSecEnv(t, secOptions{})
 		env.signup("victim@example.com", "mitciv-pw-1-long")
 		first429, checked := 0, 0
@@ -269,6 +274,7 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 	})
 
 	t.Run("unknown account looks the same", func(t *testing.T) {
+		t.Parallel()
 		env := newSecEnv(t, secOptions{})
 		env.signup("real@example.com", "laer-pw-1-long")
 		var last [2]response
@@ -286,6 +292,7 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 	})
 
 	t.Run("per IP, spoofed XFF from an untrusted peer", func(t *testing.T) {
+		t.Parallel()
 		env := newSecEnv(t, secOptions{})
 		burst := env.limiter.Config().IPBurst
 		for i := 1; i <= burst+5; i++ {
@@ -303,6 +310,7 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 	})
 
 	t.Run("per IP behind a trusted proxy", func(t *testing.T) {
+		t.Parallel()
 		env := newSecEnv(t, secOptions{proxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
 		burst := env.limiter.Config().IPBurst
 		for i := 0; i <= burst; i++ {
@@ -321,6 +329,7 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 	})
 
 	t.Run("successes spend nothing: a busy NAT", func(t *testing.T) {
+		t.Parallel()
 		env := newSecEnv(t, secOptions{})
 		env.signup("office@example.com", "eciffo-pw-1-long")
 		for i := 0; i < 3*env.limiter.Config().IPBurst; i++ {
@@ -331,6 +340,7 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 	})
 
 	t.Run("success resets the account", func(t *testing.T) {
+		t.Parallel()
 		env := newSecEnv(t, secOptions{})
 		env.signup("typo@example.com", "opyt-pw-1-long")
 		for i := 0; i < 5; i++ {
@@ -345,6 +355,7 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 	})
 
 	t.Run("parallel guesses cannot all pass", func(t *testing.T) {
+		t.Parallel()
 		env := newSecEnv(t, secOptions{hash: models.HashConfig{BcryptCost: 6}})
 		env.signup("burst@example.com", "tsrub-pw-1-long")
 		var wg sync.WaitGroup
@@ -369,6 +380,7 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 	})
 
 	t.Run("the login page answers 429 too", func(t *testing.T) {
+		t.Parallel()
 		env := newSecEnv(t, secOptions{})
 		env.signup("page@example.com", "egap-pw-1-long")
 		b := newBrowser(t, env.testEnv, "http://localhost:3000")
@@ -388,6 +400,7 @@ func TestSecurity_L3_Throttle(t *testing.T) {
 // TestSecurity_L4_ResetWhileThrottled: a throttled account can still reset
 // its password, and the reset ends the throttle: the owner logs in at once.
 func TestSecurity_L4_ResetWhileThrottled(t *testing.T) {
+	t.Parallel()
 	env := newSecEnv(t, secOptions{})
 	id := env.signup("locked@example.com", "dekcol-pw-1-long")
 	for i := 0; i < 30; i++ {
@@ -416,6 +429,7 @@ func TestSecurity_L4_ResetWhileThrottled(t *testing.T) {
 // address: all 204 and empty, one mail; a request changes nothing on the
 // account; per IP a bucket; verify mail likewise.
 func TestSecurity_R8_ResetMailLimit(t *testing.T) {
+	t.Parallel()
 	env := newSecEnv(t, secOptions{})
 	id := env.signup("r8@example.com", "r8-password-1")
 	tok := env.login("r8@example.com", "r8-password-1")
@@ -472,6 +486,7 @@ func TestSecurity_R8_ResetMailLimit(t *testing.T) {
 // seen, IP, user agent; never a token) and revokes one, which fails at once;
 // nobody else can see or end them.
 func TestSecurity_S7_Sessions(t *testing.T) {
+	t.Parallel()
 	env := newSecEnv(t, secOptions{})
 	id := env.signup("s7@example.com", "s7-password-1")
 	other := env.signup("mallory@example.com", "yrollam-pw-1")
@@ -544,6 +559,7 @@ func TestSecurity_S7_Sessions(t *testing.T) {
 // sessions (no-store), revokes one with a CSRF-protected form, and logs
 // out everywhere else after the password again.
 func TestSecurity_S7_SessionsPage(t *testing.T) {
+	t.Parallel()
 	env := newSecEnv(t, secOptions{})
 	id := env.signup("page7@example.com", "egap7-password")
 	other := env.from("198.51.100.50", "POST", "/api/users/login", loginBody("page7@example.com", "egap7-password"), "User-Agent: Tablet/3").json(t)["id"].(string)
@@ -615,6 +631,7 @@ func TestSecurity_S7_SessionsPage(t *testing.T) {
 // TestSecurity_S8_DeleteEndsSessions: deleting the account ends its
 // sessions at once (no admin or disable action exists yet).
 func TestSecurity_S8_DeleteEndsSessions(t *testing.T) {
+	t.Parallel()
 	env := newSecEnv(t, secOptions{})
 	id := env.signup("s8@example.com", "s8-password-1")
 	a, b := env.login("s8@example.com", "s8-password-1"), env.login("s8@example.com", "s8-password-1")
@@ -636,6 +653,8 @@ func TestSecurity_S8_DeleteEndsSessions(t *testing.T) {
 // one, bursts of 8 logins at once: at most 2 can be taken in while the
 // first hash (bcrypt cost 12) runs.
 func TestHashingPoolFullAnswers503(t *testing.T) {
+	// Not parallel: it measures time, so it runs while no other test of
+	// the package does.
 	env := newSecEnv(t, secOptions{hash: models.HashConfig{BcryptCost: 12, Workers: 1, Queue: 1}, limits: &models.LimitConfig{}})
 	env.hasher.Warm()
 	const n = 8
@@ -718,6 +737,7 @@ func TestHashingPoolFullAnswers503(t *testing.T) {
 // ends the other sessions and keeps the current one (LoopBack); a reset
 // ends all of them, the reset token included.
 func TestSecurity_S6_PasswordChangeAndResetEndSessions(t *testing.T) {
+	t.Parallel()
 	env := newSecEnv(t, secOptions{})
 	id := env.signup("s6@example.com", "s6-password-1")
 	path := fmt.Sprintf("/api/users/%d", id)
@@ -755,6 +775,7 @@ func TestSecurity_S6_PasswordChangeAndResetEndSessions(t *testing.T) {
 // TestSecurity_L3_ReauthThrottled: guessing the current password through
 // change-password with a stolen session is throttled like a login.
 func TestSecurity_L3_ReauthThrottled(t *testing.T) {
+	t.Parallel()
 	env := newSecEnv(t, secOptions{})
 	env.signup("re@example.com", "re-password-1")
 	tok := env.login("re@example.com", "re-password-1")

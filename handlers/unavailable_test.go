@@ -12,6 +12,7 @@ import (
 // readable 503 page; neither shows the cause, and /healthz says 503. (The
 // PostgreSQL cut-and-restore test is in e2e; here the store is closed.)
 func TestDatabaseUnavailable(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.signup("ann@example.com", "correct horse battery")
 	b := newBrowser(t, env, "http://localhost:3000")

@@ -18,6 +18,7 @@ func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
 // TestEmailCaseInsensitive: one account per address whatever its case; the
 // address is kept as typed; lookups ignore case.
 func TestEmailCaseInsensitive(t *testing.T) {
+	t.Parallel()
 	u, _ := newUsers(t, models.Config{})
 	ctx := context.Background()
 	created := mustCreate(t, u, "email", "Dave@Example.com", "password", "evad-pw-1")
@@ -45,6 +46,7 @@ func TestEmailCaseInsensitive(t *testing.T) {
 
 // TestUsernameCaseInsensitive: usernames are unique and looked up ignoring case.
 func TestUsernameCaseInsensitive(t *testing.T) {
+	t.Parallel()
 	u, _ := newUsers(t, models.Config{})
 	mustCreate(t, u, "email", "a@example.com", "username", "Alice", "password", "ecila-pw-1")
 	_, err := u.CreateUser(context.Background(), models.StringFields("email", "b@example.com", "username", "alice", "password", "ecila-pw-1"), models.ClientMeta{})
@@ -59,6 +61,7 @@ func TestUsernameCaseInsensitive(t *testing.T) {
 // TestConcurrentSignupsSameEmail: racing sign-ups for one address make one
 // account; the losers get the uniqueness error, never a 500.
 func TestConcurrentSignupsSameEmail(t *testing.T) {
+	t.Parallel()
 	u, _ := newUsers(t, models.Config{})
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
@@ -88,6 +91,7 @@ func TestConcurrentSignupsSameEmail(t *testing.T) {
 
 // TestProfileCap: extra fields are kept in order and capped.
 func TestProfileCap(t *testing.T) {
+	t.Parallel()
 	u, db, _ := newUsersDB(t, models.Config{})
 	body, _ := models.ParseObject([]byte(`{"email":"p@example.com","password":"p-pw-12345","zeta":1,"alpha":{"b":[1,2]},"access_token":"x"}`))
 	user, err := u.CreateUser(context.Background(), body, models.ClientMeta{})

@@ -13,6 +13,7 @@ import (
 // from one address than its failure bucket holds all succeed — attempts in
 // flight make later ones wait, they do not turn them away.
 func TestThrottleManyRealUsersBehindOneIP(t *testing.T) {
+	t.Parallel()
 	lc := models.DefaultLimitConfig()
 	u, db, _, _ := newLimitedUsers(t, models.Config{}, &lc)
 	const n = 40 // twice the default burst of 20

@@ -14,6 +14,7 @@ import (
 // TestThrottleSurvivesRestart: the counters are in SQLite, so closing and
 // reopening the database does not hand out a fresh allowance.
 func TestThrottleSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := testdb.DSN(t)
 	clk := testkit.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
@@ -60,6 +61,7 @@ func TestThrottleSurvivesRestart(t *testing.T) {
 // TestThrottleOneCounterPerAccount: failures by email and by username count
 // against the same account, so switching identifiers gains no guesses.
 func TestThrottleOneCounterPerAccount(t *testing.T) {
+	t.Parallel()
 	lc := models.DefaultLimitConfig()
 	u, _, _, _ := newLimitedUsers(t, models.Config{}, &lc)
 	mustCreate(t, u, "email", "bob@example.com", "username", "bobby", "password", "quiet-harbor-12")
@@ -87,6 +89,7 @@ func TestThrottleOneCounterPerAccount(t *testing.T) {
 // TestThrottlePrune: spent counters (full buckets, forgotten accounts) are
 // deleted by Prune; live ones stay.
 func TestThrottlePrune(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	clk := testkit.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	lc := models.DefaultLimitConfig()

@@ -16,6 +16,7 @@ import (
 // upgrades in place: the user logs in, the session token issued then still
 // works, pending mail is still pending, and goose now owns the versions.
 func TestUpgradeLegacySQLiteFile(t *testing.T) {
+	t.Parallel()
 	var fx struct {
 		Email, Password, Token string
 		UserID                 int64 `json:"userId"`

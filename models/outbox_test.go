@@ -36,9 +36,11 @@ func openOutboxDB(t *testing.T) *models.DB {
 }
 
 func TestOutbox(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 
 	t.Run("ClaimOldestFirstLeaseAndSent", func(t *testing.T) {
+		t.Parallel()
 		db := openOutboxDB(t)
 		clk := newOutboxClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
@@ -89,6 +91,7 @@ func TestOutbox(t *testing.T) {
 	})
 
 	t.Run("BackoffThenDead", func(t *testing.T) {
+		t.Parallel()
 		db := openOutboxDB(t)
 		clk := newOutboxClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now, MaxAttempts: 4, Rand: func() float64 { return 0.5 }})
@@ -162,6 +165,7 @@ func TestOutbox(t *testing.T) {
 	})
 
 	t.Run("ErrorIsSanitized", func(t *testing.T) {
+		t.Parallel()
 		db := openOutboxDB(t)
 		clk := newOutboxClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
@@ -180,6 +184,7 @@ func TestOutbox(t *testing.T) {
 	})
 
 	t.Run("PruneSent", func(t *testing.T) {
+		t.Parallel()
 		db := openOutboxDB(t)
 		clk := newOutboxClock()
 		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})

@@ -25,6 +25,7 @@ type bcryptjsFixture struct {
 // testdata, made with the command recorded there) verify as they are, and a
 // login with one upgrades it to a hash over the normalised password.
 func TestBcryptjsHashesVerify(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("testdata/bcryptjs.json")
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +223,7 @@ func TestPasswordPolicyContext(t *testing.T) {
 // TestPasswordNoTruncationNoTrim: P3 — a prefix, or the password with a
 // space added or removed, does not log in.
 func TestPasswordNoTruncationNoTrim(t *testing.T) {
+	t.Parallel()
 	u, _ := newUsers(t, models.Config{})
 	ctx := context.Background()
 	pw := " " + strings.Repeat("b", 70)
@@ -238,6 +240,7 @@ func TestPasswordNoTruncationNoTrim(t *testing.T) {
 
 // TestPasswordNormalised: P4 — a passphrase set in NFC logs in typed in NFD.
 func TestPasswordNormalised(t *testing.T) {
+	t.Parallel()
 	u, _ := newUsers(t, models.Config{})
 	nfc := "Ünïcödé 🔐 pass phrase"
 	nfd := "U\u0308ni\u0308co\u0308de\u0301 🔐 pass phrase"
@@ -250,6 +253,7 @@ func TestPasswordNormalised(t *testing.T) {
 // TestHashUpgrade: P10 — a raised cost or a switch to argon2id upgrades the
 // hash at the next successful login; unique salts.
 func TestHashUpgrade(t *testing.T) {
+	t.Parallel()
 	db := mustOpenDB(t)
 	ctx := context.Background()
 	policy := models.Config{Password: models.Policy{MinLength: 8}}
@@ -289,6 +293,8 @@ func TestHashUpgrade(t *testing.T) {
 // hash (cost 8, ~15 ms) dwarfs a lookup (µs); samples are interleaved and
 // medians compared so machine load hits both sides alike.
 func TestUnknownUserCostsAHash(t *testing.T) {
+	// Not parallel: it measures time, so it runs while no other test of
+	// the package does.
 	db := mustOpenDB(t)
 	h := models.NewHasher(models.HashConfig{BcryptCost: 8})
 	u := models.NewUsers(db, h, nil, models.Config{Password: models.Policy{MinLength: 8}})
@@ -360,6 +366,8 @@ func TestHashingPoolBounded(t *testing.T) {
 // a known user, as it does for an unknown one (review finding: it returned
 // at once, telling which accounts exist).
 func TestLongNormalisedPasswordCostsAHash(t *testing.T) {
+	// Not parallel: it measures time, so it runs while no other test of
+	// the package does.
 	db := mustOpenDB(t)
 	h := models.NewHasher(models.HashConfig{BcryptCost: 8})
 	u := models.NewUsers(db, h, nil, models.Config{Password: models.Policy{MinLength: 8}})

@@ -55,10 +55,12 @@ func outboxCount(t *testing.T, db *models.DB) int64 {
 }
 
 func TestRequestPasswordReset(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	meta := models.ClientMeta{IP: "192.0.2.7", UserAgent: "test"}
 
 	t.Run("OK", func(t *testing.T) {
+		t.Parallel()
 		u, db, _ := newUsersDB(t, models.Config{})
 		rec := recordResets(u)
 		bob := mustCreate(t, u, "email", "Bob@Example.com", "password", "bob-pw-1-long")
@@ -86,6 +88,7 @@ func TestRequestPasswordReset(t *testing.T) {
 	})
 
 	t.Run("UnknownEmailIsSilent", func(t *testing.T) {
+		t.Parallel()
 		u, db, _ := newUsersDB(t, models.Config{})
 		rec := recordResets(u)
 		if err := u.RequestPasswordReset(ctx, "nobody@example.com", meta); err != nil {
@@ -104,6 +107,7 @@ func TestRequestPasswordReset(t *testing.T) {
 	})
 
 	t.Run("ErrSubscriberRollsBack", func(t *testing.T) {
+		t.Parallel()
 		u, db, _ := newUsersDB(t, models.Config{})
 		rec := recordResets(u)
 		mustCreate(t, u, "email", "bob@example.com", "password", "bob-pw-1-long")
@@ -126,6 +130,7 @@ func TestRequestPasswordReset(t *testing.T) {
 }
 
 func TestResetPassword(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	meta := models.ClientMeta{IP: "192.0.2.8"}
 
@@ -140,6 +145,7 @@ func TestResetPassword(t *testing.T) {
 	}
 
 	t.Run("OK", func(t *testing.T) {
+		t.Parallel()
 		u, _, rec, bob, tok := setup(t)
 		sess, _, err := u.Login(ctx, models.Credentials{Email: "bob@example.com", Password: "bob-pw-1-long"}, meta)
 		if err != nil {
@@ -166,6 +172,7 @@ func TestResetPassword(t *testing.T) {
 	})
 
 	t.Run("ErrAuthRequired", func(t *testing.T) {
+		t.Parallel()
 		u, _, _, _, tok := setup(t)
 		sess, _, _ := u.Login(ctx, models.Credentials{Email: "bob@example.com", Password: "bob-pw-1-long"}, meta)
 		for name, raw := range map[string]string{"session": sess.ID, "unknown": models.NewTokenID(), "malformed": "nope", "empty": ""} {
@@ -179,6 +186,7 @@ func TestResetPassword(t *testing.T) {
 	})
 
 	t.Run("ErrSuperseded", func(t *testing.T) {
+		t.Parallel()
 		u, _, rec, _, old := setup(t)
 		if err := u.RequestPasswordReset(ctx, "bob@example.com", meta); err != nil {
 			t.Fatal(err)
@@ -192,6 +200,7 @@ func TestResetPassword(t *testing.T) {
 	})
 
 	t.Run("ErrExpired", func(t *testing.T) {
+		t.Parallel()
 		u, clk, _, _, tok := setup(t)
 		clk.Advance(15*time.Minute - time.Millisecond)
 		if _, err := u.CheckResetToken(ctx, tok); err != nil {
@@ -204,6 +213,7 @@ func TestResetPassword(t *testing.T) {
 	})
 
 	t.Run("ErrPolicyKeepsToken", func(t *testing.T) {
+		t.Parallel()
 		u, _, rec, _, tok := setup(t)
 		err := u.ResetPassword(ctx, tok, "short", meta)
 		if me, ok := models.AsError(err); !ok || me.Code != "PASSWORD_TOO_SHORT" {
@@ -218,6 +228,7 @@ func TestResetPassword(t *testing.T) {
 	})
 
 	t.Run("ErrSubscriberRollsBack", func(t *testing.T) {
+		t.Parallel()
 		u, _, rec, _, tok := setup(t)
 		rec.fail = errors.New("render failed")
 		if err := u.ResetPassword(ctx, tok, "bob-pw-2-long", meta); err == nil {

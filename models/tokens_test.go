@@ -67,6 +67,7 @@ func TestValidTokenShape(t *testing.T) {
 
 // TestTokensStoredAsDigests: S2 — the database holds none of the issued tokens.
 func TestTokensStoredAsDigests(t *testing.T) {
+	t.Parallel()
 	u, db, _ := newUsersDB(t, models.Config{})
 	mustCreate(t, u, "email", "alice@example.com", "password", "ecila-pw-1")
 	ctx := context.Background()
@@ -137,6 +138,7 @@ func TestTokensStoredAsDigests(t *testing.T) {
 
 // TestTTLRules: LoopBack's ttl semantics with our refusal of broken values.
 func TestTTLRules(t *testing.T) {
+	t.Parallel()
 	u, _ := newUsers(t, models.Config{})
 	for _, tt := range []struct {
 		in      int64
@@ -159,6 +161,7 @@ func TestTTLRules(t *testing.T) {
 
 // TestTokenExpiry: a token works until created+ttl, then never again.
 func TestTokenExpiry(t *testing.T) {
+	t.Parallel()
 	u, clk := newUsers(t, models.Config{})
 	mustCreate(t, u, "email", "alice@example.com", "password", "ecila-pw-1")
 	ctx := context.Background()
@@ -183,6 +186,7 @@ func TestTokenExpiry(t *testing.T) {
 // TestRevocationIsImmediate: the in-memory cache never outlives a logout or
 // a password change made by this process.
 func TestRevocationIsImmediate(t *testing.T) {
+	t.Parallel()
 	u, _ := newUsers(t, models.Config{})
 	mustCreate(t, u, "email", "alice@example.com", "password", "ecila-pw-1")
 	ctx := context.Background()
@@ -234,6 +238,7 @@ func login2(t *testing.T, u *models.Users, pw string) string {
 // TestLastUsedThrottled: authenticated reads write last_used at most once
 // per TouchEvery per token.
 func TestLastUsedThrottled(t *testing.T) {
+	t.Parallel()
 	u, db, clk := newUsersDB(t, models.Config{})
 	mustCreate(t, u, "email", "alice@example.com", "password", "ecila-pw-1")
 	ctx := context.Background()
@@ -264,6 +269,7 @@ func TestLastUsedThrottled(t *testing.T) {
 // it cannot then change the email or the password (the token is checked
 // again inside the write).
 func TestRevokedSessionCannotWrite(t *testing.T) {
+	t.Parallel()
 	u, _ := newUsers(t, models.Config{})
 	ctx := context.Background()
 	user := mustCreate(t, u, "email", "race@example.com", "password", "quiet-harbor-12")

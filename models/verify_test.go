@@ -10,10 +10,12 @@ import (
 )
 
 func TestVerifyAndConfirm(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	meta := models.ClientMeta{}
 
 	t.Run("OK", func(t *testing.T) {
+		t.Parallel()
 		u, _ := newUsers(t, models.Config{})
 		rec := recordResets(u)
 		bob := mustCreate(t, u, "email", "bob@example.com", "password", "bob-pw-1-long")
@@ -34,6 +36,7 @@ func TestVerifyAndConfirm(t *testing.T) {
 	})
 
 	t.Run("ErrSupersededExpiredUnknown", func(t *testing.T) {
+		t.Parallel()
 		u, clk := newUsers(t, models.Config{VerifyTTL: 3600})
 		rec := recordResets(u)
 		bob := mustCreate(t, u, "email", "bob@example.com", "password", "bob-pw-1-long")
@@ -57,6 +60,7 @@ func TestVerifyAndConfirm(t *testing.T) {
 	})
 
 	t.Run("ErrEmailChangedSinceMailing", func(t *testing.T) {
+		t.Parallel()
 		u, _ := newUsers(t, models.Config{})
 		rec := recordResets(u)
 		bob := mustCreate(t, u, "email", "bob@example.com", "password", "bob-pw-1-long")
