@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -181,8 +182,14 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	base, logs, stop := startApp(t, nil)
 	call(t, "POST", base+"/api/users", `{"email":"slow@example.com","password":"wols-pw-12"}`)
 	body, w := io.Pipe()
-	req, _ := http.NewRequest("POST", base+"/api/users/login", body)
+	// With Expect: 100-continue the server answers "100 Continue" when the
+	// handler begins to read the body: from then on the request is in
+	// flight on the server, whatever the shutdown does next.
+	reading := make(chan struct{})
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got100Continue: func() { close(reading) }})
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/api/users/login", body)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Expect", "100-continue")
 	res := make(chan int, 1)
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
@@ -193,8 +200,12 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		resp.Body.Close()
 		res <- resp.StatusCode
 	}()
-	io.WriteString(w, `{"email":"slow@example.com",`) // the request is now in flight
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-reading:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server never began to read the login")
+	}
+	io.WriteString(w, `{"email":"slow@example.com",`) // half the body: the request is still arriving
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "shutting down"); {

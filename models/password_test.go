@@ -335,32 +335,6 @@ func median(d []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// TestHashingPoolBounded: when every worker is busy and the queue is full,
-// a hash is refused with ErrHashingBusy instead of piling up.
-func TestHashingPoolBounded(t *testing.T) {
-	h := models.NewHasher(models.HashConfig{BcryptCost: 12, Workers: 1, Queue: 1})
-	ctx := context.Background()
-	results := make(chan error, 3)
-	for i := 0; i < 3; i++ {
-		go func() {
-			_, err := h.Hash(ctx, "password")
-			results <- err
-		}()
-		time.Sleep(20 * time.Millisecond) // let each take its place: worker, queue, refused
-	}
-	busy := 0
-	for i := 0; i < 3; i++ {
-		if err := <-results; errors.Is(err, models.ErrHashingBusy) {
-			busy++
-		} else if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if busy != 1 {
-		t.Fatalf("%d refused, want 1", busy)
-	}
-}
-
 // TestLongNormalisedPasswordCostsAHash: a short password whose NFKC form is
 // over 72 bytes (U+FDFA expands to 18 characters) still costs a bcrypt for
 // a known user, as it does for an unknown one (review finding: it returned
