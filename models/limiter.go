@@ -76,14 +76,15 @@ func DefaultLimitConfig() LimitConfig {
 // flight are also counted in memory, per process (inflight.go), so a burst
 // of parallel guesses cannot all pass before the first failure is written.
 //
-// A login is three steps, always in this order: BeforeLogin may refuse the
-// attempt (ErrThrottled with the seconds to wait); RecordLogin stores its
-// outcome inside the transaction the login writes anyway (the audit row of
-// a failure, the token of a success), so throttling costs no write of its
-// own; EndLogin always follows a BeforeLogin that let an attempt through,
-// whatever became of it. The key is the normalised identifier tried,
-// whether or not the account exists, so a throttled unknown account looks
-// like a throttled real one.
+// A password attempt is three steps, always in this order, and
+// Users.verifyAttempt is the one place that takes them: BeforeLogin may
+// refuse the attempt (ErrThrottled with the seconds to wait); RecordLogin
+// stores its outcome inside the transaction the login writes anyway (the
+// audit row of a failure, the token of a success), so throttling costs no
+// write of its own; EndLogin always follows a BeforeLogin that let an
+// attempt through, whatever became of it. The key is the account's
+// (accountKey), or for an unknown account the normalised identifier tried,
+// so a throttled unknown account looks like a throttled real one.
 type Limiter struct {
 	db       *DB
 	cfg      LimitConfig
