@@ -25,7 +25,7 @@ func openReplica(t *testing.T, open func() (*models.DB, error)) replica {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return replica{db: db, users: models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8}), models.Config{})}
+	return replica{db: db, users: models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), nil, models.Config{Password: models.Policy{MinLength: 8}})}
 }
 
 func (r replica) authOK(t *testing.T, token string) bool {
@@ -197,7 +197,7 @@ func TestPruningRunsOnOneReplicaAtATime(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return db, models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8}), models.Config{Now: clk.Now})
+		return db, models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), nil, models.Config{Password: models.Policy{MinLength: 8}, Now: clk.Now})
 	}
 	a, _ := open()
 	_, ub := open()

@@ -28,11 +28,10 @@ func newImportStore(t *testing.T) (*models.DB, *models.Users, *testkit.Clock) {
 // accountService is the account service over db as boot wires it, with a
 // cheap hash: the limiter keeps its counters in the throttle table.
 func accountService(db *models.DB, clk *testkit.Clock) *models.Users {
-	u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8}), models.Config{Now: clk.Now})
 	lc := models.DefaultLimitConfig()
 	lc.Now = clk.Now
-	u.SetThrottle(models.NewLimiter(db, lc))
-	return u
+	return models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), models.NewLimiter(db, lc),
+		models.Config{Password: models.Policy{MinLength: 8}, Now: clk.Now})
 }
 
 // loopbackHashes are the hashes LoopBack's bcryptjs wrote (testdata,

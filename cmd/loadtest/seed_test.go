@@ -37,7 +37,7 @@ func TestSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	svc := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4, MinLength: 8}), models.Config{})
+	svc := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), nil, models.Config{Password: models.Policy{MinLength: 8}})
 	for _, u := range seeded {
 		sess, err := svc.Authenticate(ctx, u.Token, models.ScopeSession)
 		if err != nil || sess == nil || sess.User.ID != u.ID || sess.User.Email != u.Email {
