@@ -96,6 +96,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		AccessLog:      true,
 		MailStats:      outbox.Stats,
 		Ping:           db.Ping,
+		FeedUp:         db.FeedUp,
 	})
 	h.Register(e)
 	app.Echo = e

@@ -26,6 +26,10 @@ type Options struct {
 	MailStats func(context.Context) (models.OutboxStats, error)
 	// Ping checks the database for /healthz (models.DB.Ping).
 	Ping func(context.Context) error
+	// FeedUp, when set, reports whether this replica hears the others'
+	// changes (models.DB.FeedUp); /healthz says "cache": "bypassed" when
+	// it does not.
+	FeedUp func() bool
 }
 
 // Handler serves every route. Build it with New; its settings are the

@@ -74,16 +74,21 @@ func notFound(c echo.Context) error { return echo.ErrNotFound }
 
 // handleHealth answers 200 when the database answers a read, and 503 with
 // Retry-After when it does not (a load balancer then sends traffic to
-// another replica).
+// another replica). On PostgreSQL it also says when this replica's change
+// feed is down and its auth cache therefore bypassed (still correct, slower).
 func (h *Handler) handleHealth(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
+	body := map[string]any{"status": "ok"}
+	if h.FeedUp != nil && !h.FeedUp() {
+		body["cache"] = "bypassed"
+	}
 	if err := h.Ping(ctx); err != nil {
 		h.Log.Warn("health check failed", "err", err)
 		c.Response().Header().Set("Retry-After", "5")
-		return writeJSON(c, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		body["status"] = "unavailable"
+		return writeJSON(c, http.StatusServiceUnavailable, body)
 	}
-	body := map[string]any{"status": "ok"}
 	if h.MailStats != nil {
 		// Mail that cannot get out is worth seeing from the outside, but it
 		// does not make the service unhealthy: requests are still answered.
