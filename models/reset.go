@@ -45,6 +45,11 @@ func (s *Users) RequestPasswordReset(ctx context.Context, email string, meta Cli
 			}
 			return tx.Audit(ctx, "reset.requested", uid, meta, detail)
 		}
+		// The older link is voided here but not sent through the change
+		// feed: a replica may still show its form for a few seconds, but
+		// using it is the counted DELETE in ResetPassword, which finds it
+		// gone. Notifying would make a repeated request for a known address
+		// slower than for an unknown one (SECURITY R2).
 		if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE user_id = ? AND scopes = ?`, u.ID, ScopeReset); err != nil {
 			return err
 		}
