@@ -27,6 +27,7 @@ import (
 
 	"github.com/latchkey/latchkey/boot"
 	"github.com/latchkey/latchkey/internal/smtptest"
+	"github.com/latchkey/latchkey/internal/testdb"
 	"github.com/latchkey/latchkey/internal/testkit"
 )
 
@@ -59,7 +60,7 @@ func browserStartApp(t *testing.T) (string, *smtptest.Server) {
 	base := "http://" + ln.Addr().String()
 	cfg := boot.DefaultConfig()
 	cfg.Addr = ln.Addr().String()
-	cfg.DB = filepath.Join(t.TempDir(), "latchkey.db")
+	cfg.DB = testdb.DSN(t) // SQLite, or PostgreSQL with LATCHKEY_TEST_STORE=postgres
 	cfg.BaseURL = base
 	cfg.SMTP.Host, cfg.SMTP.Port, cfg.SMTP.TLS = "127.0.0.1", mails.Port(), "none"
 	cfg.ShutdownTimeout = 5 * time.Second
