@@ -105,16 +105,6 @@ func (v *ValidationError) Err() error {
 	return v
 }
 
-// FieldMessage is the first message for field, or "".
-func (v *ValidationError) FieldMessage(field string) string {
-	for _, f := range v.Fields {
-		if f.Field == field {
-			return f.Message
-		}
-	}
-	return ""
-}
-
 // AsValidation unwraps a *ValidationError.
 func AsValidation(err error) (*ValidationError, bool) {
 	var v *ValidationError

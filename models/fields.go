@@ -108,17 +108,6 @@ func (f Fields) With(name string, v json.RawMessage) Fields {
 	return append(f, Field{Name: name, Value: v})
 }
 
-// Without returns f without name.
-func (f Fields) Without(name string) Fields {
-	out := f[:0:0]
-	for _, x := range f {
-		if x.Name != name {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
 // Get returns the raw value of name and whether it was sent.
 func (f Fields) Get(name string) (json.RawMessage, bool) {
 	for _, x := range f {

@@ -103,18 +103,6 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.QueryRow(ctx, "SELECT 1").Scan(&one)
 }
 
-// IntegrityCheck runs SQLite's integrity_check ("ok" when sound); on
-// PostgreSQL, which checks its own pages, it reports "ok" when the database
-// answers.
-func (db *DB) IntegrityCheck(ctx context.Context) (string, error) {
-	if db.d.name != "sqlite" {
-		return "ok", db.Ping(ctx)
-	}
-	var res string
-	err := db.QueryRow(ctx, "PRAGMA integrity_check").Scan(&res)
-	return res, err
-}
-
 // QueryRow runs a query that changes nothing on the read pool.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return db.r.QueryRowContext(ctx, db.d.rebind(query), args...)
