@@ -33,3 +33,18 @@ func (db *DB) HoldLock(ctx context.Context, name string) (release func(), err er
 	}
 	return func() { close(done); <-finished }, nil
 }
+
+// FeedListeners are the other replicas a write on db waits for.
+func (db *DB) FeedListeners(ctx context.Context) (map[string]bool, error) {
+	return db.feed.listeners(ctx)
+}
+
+// FeedWaiting is how many writers' entries wait for acknowledgements.
+func (db *DB) FeedWaiting() int {
+	db.feed.mu.Lock()
+	defer db.feed.mu.Unlock()
+	return len(db.feed.waiting)
+}
+
+// DropUserForTest records a user change on tx, as the account methods do.
+func DropUserForTest(tx *Tx, id int64) { tx.dropUser(id) }

@@ -221,3 +221,99 @@ func TestPruningRunsOnOneReplicaAtATime(t *testing.T) {
 		t.Fatalf("pruned %d (%v) once the lock was free, want 3", n, err)
 	}
 }
+
+// TestFeedStalledReplicaStopsTrustingItsCache: a replica whose LISTEN
+// connection stalls without breaking (nothing arrives, nothing is reset)
+// cannot acknowledge a logout. The writer gives up waiting after a bound;
+// by then the stalled replica has gone long enough without hearing its
+// server that it no longer answers from its cache.
+func TestFeedStalledReplicaStopsTrustingItsCache(t *testing.T) {
+	ctx := context.Background()
+	dsn := testdb.Postgres(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := tcpproxy.New(t, u.Host)
+	a := openReplica(t, func() (*models.DB, error) { return models.Open(ctx, dsn) })
+	b := openReplica(t, func() (*models.DB, error) { return models.OpenPostgresFeedVia(ctx, dsn, px.Addr()) })
+	waitFeed(t, b.db, true)
+	mustCreate(t, a.users, "email", "ann@example.com", "password", "correct horse battery")
+	s := a.login(t, "ann@example.com", "correct horse battery")
+	if !b.authOK(t, s.Token.ID) || !b.authOK(t, s.Token.ID) {
+		t.Fatal("B refuses a live session")
+	}
+
+	px.Stall()
+	start := time.Now()
+	if _, err := a.users.Logout(ctx, s, models.ClientMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the logout waited %v for the stalled replica", time.Since(start).Round(time.Millisecond))
+	if b.authOK(t, s.Token.ID) {
+		t.Fatal("A answered 'logged out', yet the stalled replica B still accepts the token")
+	}
+
+	// Once its server is heard again, B uses its cache again.
+	px.Resume()
+	s2 := a.login(t, "ann@example.com", "correct horse battery")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b.authOK(t, s2.Token.ID)
+		deleteBehindTheBack(t, a.db, s2.Token.ID)
+		if b.authOK(t, s2.Token.ID) {
+			break // answered from the cache: trusted again
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("B does not trust its cache again after the stall ended")
+		}
+		s2 = a.login(t, "ann@example.com", "correct horse battery")
+	}
+}
+
+// TestFeedIgnoresOtherDatabases: the replicas a writer waits for are its
+// own store's. A deployment in another database of the same server, with
+// the same schema name, is not one of them (NOTIFY does not cross
+// databases: waiting for it would delay every logout by the full bound),
+// while a second replica of the same store is.
+func TestFeedIgnoresOtherDatabases(t *testing.T) {
+	ctx := context.Background()
+	dsn := testdb.PostgresDatabase(t)
+	a := openReplica(t, func() (*models.DB, error) { return models.Open(ctx, dsn) })
+	openReplica(t, func() (*models.DB, error) { return models.Open(ctx, testdb.PostgresDatabase(t)) })
+	if l, err := a.db.FeedListeners(ctx); err != nil || len(l) != 0 {
+		t.Fatalf("with a deployment in another database, a writer waits for %v (%v), want nobody", l, err)
+	}
+	openReplica(t, func() (*models.DB, error) { return models.Open(ctx, dsn) })
+	if l, err := a.db.FeedListeners(ctx); err != nil || len(l) != 1 {
+		t.Fatalf("with a second replica of its own store, a writer waits for %v (%v), want it", l, err)
+	}
+}
+
+// TestFeedForgetsWritesThatDidNotCommit: a write whose commit fails (here a
+// deferred unique violation) leaves no writer waiting for acknowledgements.
+func TestFeedForgetsWritesThatDidNotCommit(t *testing.T) {
+	ctx := context.Background()
+	r := openReplica(t, func() (*models.DB, error) { return models.Open(ctx, testdb.Postgres(t)) })
+	err := r.db.Write(ctx, time.Now(), func(tx *models.Tx) error {
+		_, err := tx.Exec(ctx, `CREATE TABLE once (v INTEGER UNIQUE DEFERRABLE INITIALLY DEFERRED)`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := mustCreate(t, r.users, "email", "ann@example.com", "password", "correct horse battery")
+	for range 5 {
+		err := r.db.Write(ctx, time.Now(), func(tx *models.Tx) error {
+			models.DropUserForTest(tx, user.ID)
+			_, err := tx.Exec(ctx, `INSERT INTO once VALUES (1), (1)`)
+			return err
+		})
+		if err == nil {
+			t.Fatal("the commit of a deferred unique violation succeeded")
+		}
+	}
+	if n := r.db.FeedWaiting(); n != 0 {
+		t.Fatalf("%d writers still wait after their commits failed", n)
+	}
+}

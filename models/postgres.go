@@ -51,12 +51,17 @@ func openPostgresFeedAt(ctx context.Context, dsn, feedAddr string) (*DB, error) 
 	pool.SetConnMaxIdleTime(5 * time.Minute)
 	pool.SetConnMaxLifetime(30 * time.Minute)
 
-	scope := cfg.RuntimeParams["search_path"]
-	db := &DB{w: pool, r: pool, d: postgresDialect(scope)}
-	if err := db.Ping(ctx); err != nil {
+	// The scope of locks and of the change feed is the database and schema
+	// as the server names them, however the DSN spelt them (search_path=,
+	// options=-c search_path=…, the role's default), so every replica of a
+	// deployment agrees and two deployments on one server stay apart.
+	var dbName, schema string
+	if err := pool.QueryRowContext(ctx, `SELECT current_database(), coalesce(current_schema(), '')`).Scan(&dbName, &schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("models: cannot reach PostgreSQL at %s: %w", where, err)
 	}
+	scope := dbName + "/" + schema
+	db := &DB{w: pool, r: pool, d: postgresDialect(scope)}
 	if err := db.d.migrate(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
@@ -130,8 +135,17 @@ type feed struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	idle   time.Duration // how long to wait for a notification before pinging the connection
 	ackMax time.Duration // how long a write waits for the other replicas
+
+	// heard is when the server last spoke on the LISTEN connection (a
+	// notification or a ping's answer), in unix nanoseconds. The feed pings
+	// every ackMax/4 and the cache is trusted only while the server was
+	// heard within ackMax/2: a replica whose connection stalls without
+	// breaking stops answering from its cache before a writer that waited
+	// ackMax for it gives up and answers its own client.
+	heard   atomic.Int64
+	staleMu sync.Mutex
+	stale   bool // the cache is bypassed because the server went quiet
 }
 
 // feedPrefix starts the application_name of every feed connection of one
@@ -151,7 +165,7 @@ func newFeed(db *DB, cfg *pgx.ConnConfig, scope string) *feed {
 		waiting: map[uint64]*echo{},
 		upCh:    make(chan struct{}),
 		ctx:     ctx, cancel: cancel, done: make(chan struct{}),
-		idle: 10 * time.Second, ackMax: time.Second,
+		ackMax: time.Second,
 	}
 	f.ackCh = f.channel + "_" + f.origin
 	f.name = feedPrefix(f.channel) + f.origin
@@ -196,13 +210,16 @@ func (f *feed) run() {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		f.hear()
 		f.isUp.Store(true)
 		f.db.setBypass(false)
 		if first {
 			close(f.upCh)
 			first = false
 		}
+		stopWatch := f.watch()
 		f.receive(conn)
+		stopWatch()
 		f.isUp.Store(false)
 		f.db.setBypass(true)
 		f.release()
@@ -229,14 +246,17 @@ func (f *feed) listen() (*pgx.Conn, error) {
 }
 
 // receive handles notifications until the connection fails or the feed
-// closes. A quiet connection is pinged now and then, so a cut that sends
-// no reset is noticed too.
+// closes. A quiet connection is pinged every ackMax/4, so the server is
+// heard from regularly and a cut that sends no reset is noticed; the ping
+// also keeps this listener's state_change fresh in pg_stat_activity, by
+// which writers tell live listeners from gone ones.
 func (f *feed) receive(conn *pgx.Conn) {
 	for f.ctx.Err() == nil {
-		ctx, cancel := context.WithTimeout(f.ctx, f.idle)
+		ctx, cancel := context.WithTimeout(f.ctx, f.ackMax/4)
 		n, err := conn.WaitForNotification(ctx)
 		cancel()
 		if err == nil {
+			f.hear()
 			if !f.handle(conn, n.Channel, n.Payload) {
 				return
 			}
@@ -251,6 +271,54 @@ func (f *feed) receive(conn *pgx.Conn) {
 		if err != nil {
 			return
 		}
+		f.hear()
+	}
+}
+
+// hear records that the server spoke, and trusts the cache again if it
+// had gone quiet (emptying it: what it missed meanwhile is unknown).
+func (f *feed) hear() {
+	f.heard.Store(time.Now().UnixNano())
+	f.setStale(false)
+}
+
+// setStale turns the quiet-server bypass on or off, once per change.
+func (f *feed) setStale(on bool) {
+	f.staleMu.Lock()
+	defer f.staleMu.Unlock()
+	if f.stale != on {
+		f.stale = on
+		f.db.setBypass(on)
+	}
+}
+
+// watch bypasses the cache while the server has not been heard from
+// within ackMax/2, until receive hears it again or ends. It returns the
+// function that stops it.
+func (f *feed) watch() (stop func()) {
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(f.ackMax / 20)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if now.Sub(time.Unix(0, f.heard.Load())) > f.ackMax/2 {
+					f.setStale(true)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		f.staleMu.Lock()
+		f.stale = false // the caller bypasses the cache for the feed being down
+		f.staleMu.Unlock()
 	}
 }
 
@@ -364,30 +432,20 @@ func (f *feed) publish(ctx context.Context, tx *Tx, cs []change) (*echo, error) 
 
 // await waits, at most ackMax, until every other replica whose feed is
 // connected has acknowledged the last change of a committed write. A
-// replica that does not answer in time (stopped, overloaded) only delays
-// the writer; one whose feed is down is not waited for, since its cache is
-// bypassed.
+// replica that does not answer in time (stopped, overloaded, a stalled
+// connection) only delays the writer: it has not heard its server for
+// longer than ackMax/2 by then, so it no longer answers from its cache.
+// One whose feed is down is not waited for: its cache is bypassed.
 func (f *feed) await(ctx context.Context, e *echo) {
 	defer func() {
 		f.mu.Lock()
 		delete(f.waiting, e.seq)
 		f.mu.Unlock()
 	}()
-	want := map[string]bool{}
-	rows, err := f.db.Query(ctx, `SELECT application_name FROM pg_stat_activity WHERE application_name LIKE ?`,
-		feedPrefix(f.channel)+"%")
+	want, err := f.listeners(ctx)
 	if err != nil {
 		return
 	}
-	for rows.Next() {
-		var name string
-		if rows.Scan(&name) == nil {
-			if r := strings.TrimPrefix(name, feedPrefix(f.channel)); r != f.origin {
-				want[r] = true
-			}
-		}
-	}
-	rows.Close()
 	f.mu.Lock()
 	e.want = want
 	e.check()
@@ -401,6 +459,39 @@ func (f *feed) await(ctx context.Context, e *echo) {
 	case <-ctx.Done():
 	case <-f.ctx.Done():
 	}
+}
+
+// listeners are the other replicas of this store (database and channel)
+// whose feed pinged within the last two seconds: one whose host died is
+// still listed until TCP gives up on it, but its pings stopped, and it has
+// stopped trusting its cache.
+func (f *feed) listeners(ctx context.Context) (map[string]bool, error) {
+	rows, err := f.db.Query(ctx, `SELECT application_name FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name LIKE ?
+			AND state_change > now() - interval '2 seconds'`,
+		feedPrefix(f.channel)+"%")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	want := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		if r := strings.TrimPrefix(name, feedPrefix(f.channel)); r != f.origin {
+			want[r] = true
+		}
+	}
+	return want, rows.Err()
+}
+
+// forget drops a writer's entry whose transaction did not commit.
+func (f *feed) forget(e *echo) {
+	f.mu.Lock()
+	delete(f.waiting, e.seq)
+	f.mu.Unlock()
 }
 
 // release frees every writer waiting for acknowledgements (the feed went

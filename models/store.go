@@ -134,11 +134,17 @@ func (db *DB) Write(ctx context.Context, now time.Time, fn func(*Tx) error) erro
 	if err != nil {
 		_ = tx.Rollback()
 		db.apply(t.changes) // conservative: forget what fn meant to change
+		if wait != nil {
+			db.feed.forget(wait)
+		}
 		return err
 	}
 	err = tx.Commit()
 	db.apply(t.changes)
 	if err != nil {
+		if wait != nil {
+			db.feed.forget(wait)
+		}
 		return fmt.Errorf("models: commit: %w", err)
 	}
 	for _, fn := range t.after {

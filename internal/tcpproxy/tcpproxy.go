@@ -25,10 +25,11 @@ type Proxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the accept loop and every forwarding goroutine
 
-	mu     sync.Mutex
-	cut    bool
-	closed bool
-	links  map[*link]struct{} // accepted and not yet ended or cut
+	mu      sync.Mutex
+	cut     bool
+	closed  bool
+	links   map[*link]struct{} // accepted and not yet ended or cut
+	resumed chan struct{}      // nil, or closed when a Stall ends
 }
 
 // link is one forwarded connection: the client's, and the target's once
@@ -163,22 +164,78 @@ func (p *Proxy) forward(l *link) {
 	// only closes them, which is safe alongside reads and writes.
 	done := make(chan struct{})
 	go func() {
-		pipe(server, l.client)
+		pipe(server, l.client, nil)
 		close(done)
 	}()
-	pipe(l.client, server)
+	pipe(l.client, server, p.gate)
 	<-done
 	l.client.Close()
 	server.Close()
 }
 
-// pipe copies src to dst. When src ends cleanly (EOF), the end is passed
-// on as a half-close, so the other direction can still finish (a client
-// that sends its request, shuts its write side and waits for the answer).
-// When it fails (a reset, or a cut), both connections are closed, ending
-// the other direction too.
-func pipe(dst, src net.Conn) {
-	if _, err := io.Copy(dst, src); err != nil {
+// Stall stops passing the target's bytes to the clients, without closing
+// anything: the path looks alive but nothing arrives, as with a stalled
+// network, a paused VM or a starved process. Resume lets them through.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.resumed == nil {
+		p.resumed = make(chan struct{})
+	}
+}
+
+// Resume ends a Stall: what the target sent meanwhile is delivered.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.resumed != nil {
+		close(p.resumed)
+		p.resumed = nil
+	}
+}
+
+// gate waits while the proxy is stalled (or until it closes).
+func (p *Proxy) gate() {
+	p.mu.Lock()
+	ch := p.resumed
+	p.mu.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-p.ctx.Done():
+		}
+	}
+}
+
+// pipe copies src to dst, calling gate (when not nil) before each write.
+// When src ends cleanly (EOF), the end is passed on as a half-close, so the
+// other direction can still finish (a client that sends its request, shuts
+// its write side and waits for the answer). When it fails (a reset, or a
+// cut), both connections are closed, ending the other direction too.
+func pipe(dst, src net.Conn, gate func()) {
+	var err error
+	if gate == nil {
+		_, err = io.Copy(dst, src)
+	} else {
+		buf := make([]byte, 32<<10)
+		for {
+			n, rerr := src.Read(buf)
+			if n > 0 {
+				gate()
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					err = werr
+					break
+				}
+			}
+			if rerr != nil {
+				if rerr != io.EOF {
+					err = rerr
+				}
+				break
+			}
+		}
+	}
+	if err != nil {
 		dst.Close()
 		src.Close()
 		return

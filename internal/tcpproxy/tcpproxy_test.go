@@ -275,3 +275,33 @@ func TestCutRestoreRace(t *testing.T) {
 	wg.Wait()
 	echo(t, dial(t, p.Addr()), "after the storm")
 }
+
+// TestStall: while stalled the target's bytes are held back and nothing
+// is closed; after Resume they arrive, and the connection works on.
+func TestStall(t *testing.T) {
+	t.Parallel()
+	e := startEcho(t)
+	p := New(t, e.addr)
+	c := dial(t, p.Addr())
+	echo(t, c, "before")
+
+	p.Stall()
+	if _, err := io.WriteString(c, "held"); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	buf := make([]byte, 4)
+	if n, err := c.Read(buf); n != 0 || !os.IsTimeout(err) {
+		t.Fatalf("read while stalled: %d bytes, %v; want nothing and a timeout", n, err)
+	}
+	if p.Conns() != 1 {
+		t.Fatalf("Conns() = %d while stalled, want the connection kept", p.Conns())
+	}
+	p.Resume()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "held" {
+		t.Fatalf("after Resume: %q, %v", buf, err)
+	}
+	c.SetReadDeadline(time.Time{})
+	echo(t, c, "after")
+}

@@ -98,26 +98,11 @@ func DSN(t testing.TB) string {
 // failed if LATCHKEY_E2E_REQUIRE=1.
 func Postgres(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv(EnvPostgres)
-	if base == "" {
-		base = DefaultPostgres
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("testdb: %s must be a postgres:// URL, got %q", EnvPostgres, redact(base))
-	}
-
+	base, u := postgresBase(t)
 	schema := "lk_" + randomHex(8)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	conn, err := connect(ctx, base)
-	if err != nil {
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("testdb: PostgreSQL is required (%s=1) but not reachable at %s: %v\nstart it with: %s",
-				EnvRequire, redact(base), err, startHint)
-		}
-		t.Skipf("testdb: skipping: PostgreSQL is not reachable at %s: %v", redact(base), err)
-	}
+	conn := admin(t, ctx, base)
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
 		t.Fatalf("testdb: create schema %s: %v", schema, err)
@@ -128,6 +113,67 @@ func Postgres(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// PostgresDatabase is Postgres with a database of its own (lk_<hex>, its
+// default schema public) instead of a schema: for tests about what is
+// scoped to a database, such as NOTIFY. It is dropped at cleanup, even
+// with connections still open.
+func PostgresDatabase(t testing.TB) string {
+	t.Helper()
+	base, u := postgresBase(t)
+	name := "lk_" + randomHex(8)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	conn := admin(t, ctx, base)
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("testdb: create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		conn, err := connect(ctx, base)
+		if err != nil {
+			t.Logf("testdb: database %s left behind: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Logf("testdb: database %s left behind: %v", name, err)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+// postgresBase is the base URL (LATCHKEY_TEST_POSTGRES or the default).
+func postgresBase(t testing.TB) (string, *url.URL) {
+	t.Helper()
+	base := os.Getenv(EnvPostgres)
+	if base == "" {
+		base = DefaultPostgres
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("testdb: %s must be a postgres:// URL, got %q", EnvPostgres, redact(base))
+	}
+	return base, u
+}
+
+// admin connects to base, skipping t (or failing it under
+// LATCHKEY_E2E_REQUIRE=1) when PostgreSQL does not answer.
+func admin(t testing.TB, ctx context.Context, base string) *pgx.Conn {
+	t.Helper()
+	conn, err := connect(ctx, base)
+	if err != nil {
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("testdb: PostgreSQL is required (%s=1) but not reachable at %s: %v\nstart it with: %s",
+				EnvRequire, redact(base), err, startHint)
+		}
+		t.Skipf("testdb: skipping: PostgreSQL is not reachable at %s: %v", redact(base), err)
+	}
+	return conn
 }
 
 // SchemaOf returns the search_path parameter of dsn, the schema a DSN from
