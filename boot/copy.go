@@ -67,11 +67,11 @@ func copyStores(ctx context.Context, from, to string, force bool, stdout io.Writ
 	defer src.Close()
 	dst, err := models.Open(ctx, to)
 	if err != nil {
-		return fmt.Errorf("copy --to %s: %w", redactURL(to), err)
+		return fmt.Errorf("copy --to %s: %w", models.RedactDSN(to), err)
 	}
 	defer dst.Close()
 
-	fmt.Fprintf(stdout, "copy: from %s to %s\n", redactURL(from), redactURL(to))
+	fmt.Fprintf(stdout, "copy: from %s to %s\n", models.RedactDSN(from), models.RedactDSN(to))
 	p := newCopyProgress(stdout)
 	st, err := models.Copy(ctx, src, dst, models.CopyOptions{Force: force, Progress: p.update})
 	p.end(err == nil)
@@ -91,7 +91,7 @@ func copyStores(ctx context.Context, from, to string, force bool, stdout io.Writ
 		fmt.Fprintf(stdout, "copy: --force: deleted the %d rows the target held first (%s)\n", n, countsText(st.Deleted))
 	}
 	fmt.Fprintf(stdout, "copy: copied %d rows in %s into %s (schema at migration %d):\n",
-		st.Rows(), st.Elapsed.Round(time.Millisecond), redactURL(to), st.Version)
+		st.Rows(), st.Elapsed.Round(time.Millisecond), models.RedactDSN(to), st.Version)
 	name, count := 0, 0
 	for _, c := range st.Copied {
 		name, count = max(name, len(c.Table)), max(count, len(strconv.FormatInt(c.Rows, 10)))
@@ -168,23 +168,6 @@ func (p *copyProgress) end(ok bool) {
 	fmt.Fprintln(p.w)
 }
 
-// redactURL is a database URL fit to print: models.RedactDSN hides a
-// password in the user part, this also one given as a password=
-// parameter, and a URL that does not parse is not printed at all.
-func redactURL(dsn string) string {
-	if !strings.Contains(dsn, "://") {
-		return dsn // a file path
-	}
-	u, err := url.Parse(models.RedactDSN(dsn))
-	if err != nil {
-		return "(a URL that does not parse)"
-	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
 
 // dsnPasswords are the secrets a database URL holds, as given and as
 // escaped, found even when the URL does not parse.

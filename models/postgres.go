@@ -84,15 +84,27 @@ func openPostgresFeedAt(ctx context.Context, dsn, feedAddr string) (*DB, error) 
 	return db, nil
 }
 
-// RedactDSN is dsn fit for a log: a PostgreSQL URL without its password.
+// RedactDSN is dsn fit for a log or a terminal: a database URL without its
+// password, whether in user:password@ or in a password= parameter; a file
+// path as it is.
 func RedactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+	if !strings.Contains(dsn, "://") {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
 		}
 	}
-	return dsn
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // redactDSNError removes the password of dsn from msg.
