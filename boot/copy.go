@@ -168,7 +168,6 @@ func (p *copyProgress) end(ok bool) {
 	fmt.Fprintln(p.w)
 }
 
-
 // dsnPasswords are the secrets a database URL holds, as given and as
 // escaped, found even when the URL does not parse.
 func dsnPasswords(dsn string) []string {
