@@ -115,18 +115,43 @@ func (w *OutboxWorker) Run(ctx context.Context) {
 }
 
 // RunOnce sends one batch of due messages and returns how many it tried.
+//
+// The batch is claimed under one lease. A message is only started while
+// its send and bookkeeping can end before that lease does; the rest of the
+// batch is handed back at once (Outbox.Release), as it is at shutdown, so
+// a slow mail server never lets another replica send a message this one is
+// still sending, and nothing waits out a lease for nothing.
 func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
+	claimed := time.Now()
 	due, err := w.outbox.Claim(ctx, w.cfg.Batch)
 	if err != nil {
 		return 0, err
 	}
 	for i, e := range due {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || i > 0 && time.Since(claimed)+w.cfg.SendTimeout+bookkeeping >= w.outbox.Config().Lease {
+			w.release(ctx, due[i:])
 			return i, nil
 		}
 		w.deliver(ctx, e)
 	}
 	return len(due), nil
+}
+
+// bookkeeping bounds recording a send's outcome (deliver).
+const bookkeeping = 5 * time.Second
+
+// release hands claimed messages back for the next round, on a context
+// that survives shutdown.
+func (w *OutboxWorker) release(ctx context.Context, es []models.Email) {
+	ids := make([]int64, len(es))
+	for i, e := range es {
+		ids[i] = e.ID
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeeping)
+	defer cancel()
+	if err := w.outbox.Release(rctx, ids); err != nil {
+		w.log.Warn("outbox: handing back claimed mail; it waits for its lease instead", "count", len(ids), "err", err)
+	}
 }
 
 // deliver sends one message and records the outcome. The send and the
@@ -149,7 +174,7 @@ func (w *OutboxWorker) deliver(ctx context.Context, e models.Email) {
 	took := time.Since(start)
 	// Bookkeeping gets its own short deadline: a send that used the whole
 	// timeout must still be recorded.
-	bctx, bcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	bctx, bcancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeeping)
 	defer bcancel()
 	if err == nil {
 		if merr := w.outbox.MarkSent(bctx, e.ID); merr != nil {

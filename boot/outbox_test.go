@@ -283,3 +283,87 @@ func TestSMTPSenderTLSPolicies(t *testing.T) {
 		t.Fatalf("got %+v", m)
 	}
 }
+
+// slowSender is a healthy but slow mail server: each send takes d.
+type slowSender struct {
+	d     time.Duration
+	mu    sync.Mutex
+	count map[int64]int
+}
+
+func (s *slowSender) Send(ctx context.Context, e models.Email) error {
+	t := time.NewTimer(s.d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	s.count[e.ID]++
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *slowSender) sends() (distinct, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.count {
+		distinct++
+		total += c
+	}
+	return distinct, total
+}
+
+// TestOutboxSlowServerTwoReplicas: two replicas' workers on one PostgreSQL
+// outbox, a mail server slow enough that a whole batch would outlast the
+// claim's lease. Each message is still sent exactly once: a worker starts
+// a message only while it can finish before its lease ends, and hands the
+// rest of the batch back. (Review finding 3: 6 of 10 went twice before.)
+func TestOutboxSlowServerTwoReplicas(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func() *models.DB {
+		db, err := models.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	for range 10 {
+		enqueue(t, a, time.Now(), models.Email{Kind: "password-changed", To: "x@example.com", Subject: "s", Text: "t"})
+	}
+	s := &slowSender{d: 100 * time.Millisecond, count: map[int64]int{}}
+	// The defaults scaled down: a 30 s send timeout against a 1 min lease
+	// becomes 300 ms against 5.6 s (bookkeeping's 5 s is not scaled).
+	wc := WorkerConfig{Poll: 50 * time.Millisecond, SendTimeout: 300 * time.Millisecond, Batch: 10}
+	oc := models.OutboxConfig{Lease: 5600 * time.Millisecond}
+	var done []chan struct{}
+	for _, db := range []*models.DB{a, b} {
+		w := NewOutboxWorker(models.NewOutbox(db, oc), s, nil, wc)
+		ch := make(chan struct{})
+		done = append(done, ch)
+		go func() { w.Run(ctx); close(ch) }()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if n, _ := s.sends(); n == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			n, _ := s.sends()
+			t.Fatalf("%d of 10 messages sent within 30s", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	for _, ch := range done {
+		<-ch // each worker finishes the send it has in flight
+	}
+	if distinct, total := s.sends(); total != distinct {
+		t.Fatalf("%d sends for %d messages: some went twice with no crash and no failure", total, distinct)
+	}
+}

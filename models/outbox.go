@@ -168,6 +168,23 @@ func (o *Outbox) FindEmail(ctx context.Context, id int64) (*Email, error) {
 	return scanEmail(o.db.QueryRow(ctx, `SELECT `+emailColumns+` FROM outbox WHERE id = ?`, id))
 }
 
+// Release ends the claims on messages a sender took but will not send
+// now, so any sender may take them at once.
+func (o *Outbox) Release(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return o.db.Write(ctx, o.now(), func(tx *Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE outbox SET claimed_until = NULL
+			WHERE sent_at IS NULL AND id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
+		return err
+	})
+}
+
 // MarkSent records that the SMTP server accepted the message and clears its
 // bodies (a reset mail carries a live token; the row is kept as a record).
 func (o *Outbox) MarkSent(ctx context.Context, id int64) error {
