@@ -164,8 +164,11 @@ func IsUnavailable(err error) bool {
 		return true
 	case errors.As(err, &pe):
 		// 08: connection exception; 57P01-03: the server is shutting down
-		// or starting; 53300: too many connections.
-		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || pe.Code == "53300"
+		// or starting; 53300: too many connections; 40P01 and 40001: a
+		// deadlock or serialisation failure between concurrent requests,
+		// which the same request would pass when tried again.
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || pe.Code == "53300" ||
+			pe.Code == "40P01" || pe.Code == "40001"
 	}
 	// pgx reports a connection it closed after a failure as "conn closed".
 	// database/sql's own "sql: database is closed" (shutting down).

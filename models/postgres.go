@@ -21,6 +21,10 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
+// tcpUserTimeout bounds how long data sent to PostgreSQL may go
+// unacknowledged before the connection is given up.
+const tcpUserTimeout = 10 * time.Second
+
 // openPostgres connects to PostgreSQL through pgx (database/sql), migrates
 // under an advisory lock and starts the change feed. Reads and writes share
 // one pool: PostgreSQL has many writers.
@@ -40,6 +44,9 @@ func openPostgresFeedAt(ctx context.Context, dsn, feedAddr string) (*DB, error) 
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
+	// Find a dead peer in seconds, also on an idle connection (keepalives)
+	// and on one waiting for an answer (TCP_USER_TIMEOUT, on Linux).
+	cfg.DialFunc = (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 5 * time.Second, Control: dialControl}).DialContext
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "latchkey"
 	}
