@@ -43,6 +43,9 @@ func (s *Users) RequestPasswordReset(ctx context.Context, email string, meta Cli
 			if !allowed {
 				detail = "limited"
 			}
+			if err := tx.sameStatementsAsReset(ctx); err != nil {
+				return err
+			}
 			return tx.Audit(ctx, "reset.requested", uid, meta, detail)
 		}
 		// The older link is voided here but not sent through the change
@@ -126,4 +129,22 @@ func (s *Users) ResetPassword(ctx context.Context, raw, newPassword string, meta
 		return emit(ctx, tx, s.onChanged, PasswordChanged{User: &u, Reason: "reset", Meta: meta}, "password-changed")
 	})
 	return err
+}
+
+// sameStatementsAsReset runs, for an address that gets no mail, the
+// statements a reset for a known one runs (void the older link, insert
+// the token, queue the mail), each matching or inserting no row. On
+// PostgreSQL each statement is a round trip to the server, so without
+// them a known address would answer measurably later (SECURITY R2).
+func (t *Tx) sameStatementsAsReset(ctx context.Context) error {
+	for _, q := range []string{
+		`DELETE FROM access_tokens WHERE user_id = 0 AND scopes = ?`,
+		`INSERT INTO access_tokens(digest, user_id, ttl, created, scopes) SELECT digest, user_id, ttl, created, ? FROM access_tokens WHERE 1 = 0`,
+		`INSERT INTO outbox(kind, to_addr, subject, created, next_attempt_at) SELECT kind, to_addr, subject, created, next_attempt_at FROM outbox WHERE ? = ''`,
+	} {
+		if _, err := t.Exec(ctx, q, ScopeReset); err != nil {
+			return err
+		}
+	}
+	return nil
 }
