@@ -10,11 +10,12 @@ package models
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/latchkey/latchkey/internal/testdb"
 )
 
 // benchUsers is how many users and tokens the benchmarks seed.
@@ -28,12 +29,15 @@ type benchEnv struct {
 	tokens []string // one live session token per user, in ids order
 }
 
-// newBenchEnv opens a fresh database and seeds benchUsers users, each with
-// one session token, directly in SQL (a bcrypt per user would take a minute).
+// newBenchEnv opens a fresh database on the suite's store (testdb.DSN: a
+// SQLite file, or a schema of its own with LATCHKEY_TEST_STORE=postgres) and
+// seeds benchUsers users, each with one session token, through the import
+// API (a bcrypt per user would take a minute; ids are given, so nothing
+// depends on LastInsertId, which PostgreSQL lacks).
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	db, err := Open(ctx, testdb.DSN(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -44,27 +48,23 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	}
 	env := &benchEnv{db: db, hasher: NewHasher(HashConfig{BcryptCost: bcrypt.MinCost})}
 	now := time.Now().UTC()
+	users := make([]ImportUser, 0, benchUsers)
+	tokens := make([]ImportToken, 0, benchUsers)
+	for i := range benchUsers {
+		id := int64(i + 1)
+		email := fmt.Sprintf("user%06d@example.com", i)
+		tok := NewTokenID()
+		users = append(users, ImportUser{ID: id, Email: email, PasswordHash: string(hash), PasswordNFKC: true, Created: now})
+		tokens = append(tokens, ImportToken{ID: tok, UserID: id, TTL: 1209600, Created: now, IP: "127.0.0.1"})
+		env.ids = append(env.ids, id)
+		env.emails = append(env.emails, email)
+		env.tokens = append(env.tokens, tok)
+	}
 	err = db.Write(ctx, now, func(tx *Tx) error {
-		for i := range benchUsers {
-			email := fmt.Sprintf("user%06d@example.com", i)
-			res, err := tx.Exec(ctx, `INSERT INTO users(email, email_key, password_hash, password_nfkc, created, updated)
-				VALUES (?,?,?,1,?,?)`, email, email, string(hash), ms(now), ms(now))
-			if err != nil {
-				return err
-			}
-			id, err := res.LastInsertId()
-			if err != nil {
-				return err
-			}
-			tok, err := tx.insertToken(ctx, id, 1209600, ScopeSession, ClientMeta{IP: "127.0.0.1"})
-			if err != nil {
-				return err
-			}
-			env.ids = append(env.ids, id)
-			env.emails = append(env.emails, email)
-			env.tokens = append(env.tokens, tok.ID)
+		if err := tx.ImportUsers(ctx, users); err != nil {
+			return err
 		}
-		return nil
+		return tx.ImportTokens(ctx, tokens)
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -90,7 +90,7 @@ func BenchmarkNewTokenIDDigest(b *testing.B) {
 }
 
 // BenchmarkAuthenticate resolves a presented token to a session: from the
-// in-memory cache (the normal case), and from SQLite (a cold or disabled
+// in-memory cache (the normal case), and from the store (a cold or disabled
 // cache: one token read and one user read by primary key).
 func BenchmarkAuthenticate(b *testing.B) {
 	env := newBenchEnv(b)
@@ -131,7 +131,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		})
 	})
 	b.Run("miss", func(b *testing.B) {
-		u := env.users(Config{CacheSize: -1}) // no cache: every call reads SQLite
+		u := env.users(Config{CacheSize: -1}) // no cache: every call reads the store
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
