@@ -42,6 +42,7 @@ type Config struct {
 	TrustedProxies []netip.Prefix // LATCHKEY_TRUSTED_PROXIES, comma-separated CIDRs or addresses
 
 	ShutdownTimeout time.Duration // LATCHKEY_SHUTDOWN_TIMEOUT
+	AuthCache       int           // LATCHKEY_AUTH_CACHE: tokens (and as many users) kept in memory; 0 turns the cache off
 
 	Limits    models.LimitConfig // LATCHKEY_LOGIN_LIMIT…, LATCHKEY_RESET_LIMIT… (limits.go); New sets its clock
 	HashQueue int                // LATCHKEY_HASH_QUEUE
@@ -76,6 +77,7 @@ func DefaultConfig() Config {
 		ResetTTL:          900,
 		VerifyTTL:         86400,
 		ShutdownTimeout:   10 * time.Second,
+		AuthCache:         100000,
 		Limits:            models.DefaultLimitConfig(),
 		HashQueue:         64,
 	}
@@ -122,6 +124,7 @@ func settings(c *Config) []setting {
 		{"cors-origins", "LATCHKEY_CORS_ORIGINS", "origins allowed to call /api from a browser, comma-separated", list(&c.CORSOrigins, origin)},
 		{"trusted-proxies", "LATCHKEY_TRUSTED_PROXIES", "proxies whose X-Forwarded-For is believed, comma-separated CIDRs", list(&c.TrustedProxies, proxy)},
 		{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "how long in-flight requests may finish on shutdown (e.g. 10s)", checked(&c.ShutdownTimeout, positiveDuration)},
+		{"auth-cache", "LATCHKEY_AUTH_CACHE", "tokens (and as many users) kept in memory for authenticated requests; 0 turns the cache off", whole(&c.AuthCache, 0, 10_000_000)},
 	}, limitSettings(c)...)
 }
 

@@ -37,6 +37,7 @@ func TestLoadConfigEnvAndFlags(t *testing.T) {
 		"LATCHKEY_LOG_FORMAT":      "json",
 		"LATCHKEY_CORS_ORIGINS":    "https://a.example.com, https://b.example.com",
 		"LATCHKEY_TRUSTED_PROXIES": "10.0.0.0/8,192.0.2.7",
+		"LATCHKEY_AUTH_CACHE":      "0",
 	}
 	c, err := boot.LoadConfig([]string{"-addr", "127.0.0.1:9999", "-password-min", "12"}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
@@ -47,7 +48,7 @@ func TestLoadConfigEnvAndFlags(t *testing.T) {
 	}
 	if c.BaseURL != "https://auth.example.com" || !c.SecureCookies() || c.SMTP.TLS != "starttls" || c.SMTP.Port != 587 ||
 		c.BcryptCost != 12 || c.TokenTTL != 3600 || c.LogFormat != "json" || len(c.CORSOrigins) != 2 ||
-		len(c.TrustedProxies) != 2 || c.TrustedProxies[1].String() != "192.0.2.7/32" {
+		len(c.TrustedProxies) != 2 || c.TrustedProxies[1].String() != "192.0.2.7/32" || c.AuthCache != 0 {
 		t.Errorf("env: %+v", c)
 	}
 }
@@ -70,6 +71,7 @@ func TestLoadConfigBadValues(t *testing.T) {
 		"LATCHKEY_TRUSTED_PROXIES":  "everyone",
 		"LATCHKEY_PASSWORD_HASH":    "md5",
 		"LATCHKEY_SHUTDOWN_TIMEOUT": "soon",
+		"LATCHKEY_AUTH_CACHE":       "-1",
 		"LATCHKEY_DB":               "mysql://root@127.0.0.1/test",
 	} {
 		_, err := boot.LoadConfig(nil, func(k string) string {

@@ -63,7 +63,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 			NoBlocklist:    !cfg.PasswordBlocklist,
 			NoContextCheck: !cfg.PasswordContext,
 		},
-		Now: now,
+		Now:       now,
+		CacheSize: authCacheSize(cfg.AuthCache),
 	})
 	app := &App{Config: cfg, Log: log, DB: db, Users: users}
 	app.background = append(app.background, pruneThrottle(limiter, log))
@@ -101,6 +102,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	h.Register(e)
 	app.Echo = e
 	return app, nil
+}
+
+// authCacheSize is models.Config.CacheSize for LATCHKEY_AUTH_CACHE, where 0
+// means off (models takes a negative size for that, and 0 for its default).
+func authCacheSize(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // pruneTokens deletes expired tokens in the background in batches of 500.
