@@ -3,13 +3,20 @@
 //
 //	go run ./cmd/loadtest              # 1,000 users, 10 s per scenario
 //	go run ./cmd/loadtest -growth      # then again with 1,000,000 users and 5,000,000 tokens
+//	go run ./cmd/loadtest -postgres postgres://postgres@127.0.0.1:5432/postgres
+//	                                   # every scenario on PostgreSQL too, side by side,
+//	                                   # plus the invalidation scenario (1 and 3 replicas)
 //	go tool -modfile=tools/go.mod task load -- -duration 5s
 //
 // It builds the server, seeds a temporary SQLite database through the models
 // import API, starts the server and a bare Echo baseline on free loopback ports,
 // and drives them with established load generators: wrk (closed loop, Lua
 // scripts for per-request tokens and login bodies) and vegeta (open loop, for
-// the saturation run). Server CPU comes from /proc/<pid>/stat, memory from
+// the saturation run). With -postgres it creates a database of its own on
+// that server (dropped at the end), seeds it through the same import API,
+// and runs the authed GET (in the same rounds), the cold token and the
+// logins against the app on it, adding the database backends' CPU to the
+// app's. Server CPU comes from /proc/<pid>/stat, memory from
 // /proc/<pid>/status. Everything is loopback only, every child process dies
 // with this one, and the temporary folder is removed unless -keep.
 package main
@@ -54,6 +61,8 @@ type options struct {
 	startups     int
 	rounds       int
 	appEnv       string
+	postgres     string
+	logouts      int
 }
 
 func main() {
@@ -71,6 +80,8 @@ func main() {
 	flag.IntVar(&o.startups, "startups", 3, "start-up measurements per case (the median is reported)")
 	flag.IntVar(&o.rounds, "rounds", 3, "bare Echo / authed GET pairs to run (the median ratio is reported)")
 	flag.StringVar(&o.appEnv, "app-env", "", "extra NAME=value settings for the server only, comma-separated (e.g. GOGC=200)")
+	flag.StringVar(&o.postgres, "postgres", "", "also run every scenario on PostgreSQL: the base URL of a server where a database may be created and dropped (e.g. postgres://postgres@127.0.0.1:5432/postgres)")
+	flag.IntVar(&o.logouts, "logouts", 200, "logouts timed per replica count in the PostgreSQL invalidation scenario")
 	flag.Parse()
 	if o.rounds < 1 || o.startups < 1 {
 		fmt.Fprintln(os.Stderr, "loadtest: -rounds and -startups must be at least 1")
@@ -102,8 +113,9 @@ type row struct {
 	codes    map[string]int64
 	expected []string // status codes that are the right answer here
 	cpu      time.Duration
-	rssPeak  int64 // KiB, sampled during the run
-	hwm      int64 // KiB, the process's peak so far
+	dbCPU    time.Duration // PostgreSQL's backends for the load database (0 on SQLite)
+	rssPeak  int64         // KiB, sampled during the run
+	hwm      int64         // KiB, the process's peak so far
 }
 
 func (r row) cpuPerReq() time.Duration {
@@ -111,6 +123,14 @@ func (r row) cpuPerReq() time.Duration {
 		return 0
 	}
 	return r.cpu / time.Duration(r.res.Requests)
+}
+
+// dbPerReq is the database server's CPU per request (PostgreSQL only).
+func (r row) dbPerReq() time.Duration {
+	if r.res.Requests == 0 {
+		return 0
+	}
+	return r.dbCPU / time.Duration(r.res.Requests)
 }
 
 func (r row) genPerReq() time.Duration {
@@ -213,8 +233,43 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "# idle RSS 1 s after start: empty database %s, existing database %s\n",
 		mib(medianInt(emptyRSS)), mib(medianInt(existingRSS)))
 
-	// (a) the bare Echo baseline, then (b) the authenticated GET, measured
-	// back to back under the same conditions, -rounds times.
+	// The same database on PostgreSQL, seeded through the same import API,
+	// with spare tokens for the invalidation scenario's logouts.
+	var pg *pgStore
+	var pgApp *server
+	var pgUsers, spare []loadUser
+	pgDir := filepath.Join(dir, "pg")
+	if o.postgres != "" {
+		if pg, err = createPG(ctx, o.postgres); err != nil {
+			return err
+		}
+		defer func() {
+			if err := pg.drop(ctx); err != nil {
+				fmt.Fprintln(out, "# drop database:", err)
+			}
+		}()
+		t0 := time.Now()
+		all, err := seed(ctx, pg.dsn, seedSpec{users: o.users, tokens: o.users, scenario: o.users, hash: hash, spare: 2 * o.logouts})
+		if err != nil {
+			return fmt.Errorf("seed PostgreSQL: %w", err)
+		}
+		pgUsers, spare = all[:o.users], all[o.users:]
+		fmt.Fprintf(out, "# PostgreSQL: database %s, seeded %d users and %d tokens in %s\n",
+			pg.name, o.users, len(all), time.Since(t0).Round(time.Millisecond))
+		if pgApp, err = e.startApp(ctx, pg.dsn); err != nil {
+			return err
+		}
+		pgApp.pg = pg
+		defer pgApp.stop()
+		fmt.Fprintf(out, "# PostgreSQL: start-up to healthy %s, idle RSS %s\n", ms(pgApp.startup), mib(idleRSS(pgApp.pid(), time.Second)))
+		if err := os.MkdirAll(pgDir, 0o700); err != nil {
+			return err
+		}
+	}
+
+	// (a) the bare Echo baseline, then (b) the authenticated GET (on
+	// PostgreSQL too), measured back to back under the same conditions,
+	// -rounds times.
 	ping, err := startServer(ctx, "ping", e.self, []string{"-ping-server"}, nil, filepath.Join(dir, "ping.log"), "/ping")
 	if err != nil {
 		return err
@@ -225,6 +280,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var pgGet string
+	if pgApp != nil {
+		if pgGet, err = wrkScript(pgDir, kindGet, pgUsers, password, threads, false); err != nil {
+			return err
+		}
+	}
 	warm := min(2*time.Second, o.duration)
 	base := "http://" + app.addr
 	if _, err := runWrk(ctx, o.wrk, "http://"+ping.addr+"/", get, o.conns, threads, warm); err != nil {
@@ -233,7 +294,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if _, err := runWrk(ctx, o.wrk, base+"/", get, o.conns, threads, warm); err != nil {
 		return err
 	}
-	var bares, auths []row
+	if pgApp != nil {
+		if _, err := runWrk(ctx, o.wrk, "http://"+pgApp.addr+"/", pgGet, o.conns, threads, warm); err != nil {
+			return err
+		}
+	}
+	var bares, auths, pgAuths []row
 	for r := range o.rounds {
 		suffix := ""
 		if o.rounds > 1 {
@@ -252,6 +318,15 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return err
 		}
 		bares, auths = append(bares, bare), append(auths, authed)
+		if pgApp != nil {
+			pgAuthed, err := e.scenario(ctx, "PostgreSQL: authed GET"+suffix, pgApp, o.conns, []string{"200"}, func() (result, error) {
+				return runWrk(ctx, o.wrk, "http://"+pgApp.addr+"/", pgGet, o.conns, threads, o.duration)
+			})
+			if err != nil {
+				return err
+			}
+			pgAuths = append(pgAuths, pgAuthed)
+		}
 	}
 	if err := ping.stop(); err != nil {
 		return err
@@ -267,21 +342,61 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	// share the cores and nothing else runs, so requests/s is inversely
 	// proportional to their CPU per request together. Taken from CPU
 	// times, it does not move when other work on a shared machine does.
-	var cpuRatios []float64
+	var cpuRatios, p99Ratios []float64
 	for i := range auths {
 		cpuRatios = append(cpuRatios, float64(bares[i].cpuPerReq()+bares[i].genPerReq())/float64(auths[i].cpuPerReq()+auths[i].genPerReq()))
+		p99Ratios = append(p99Ratios, float64(auths[i].res.P99)/float64(max(1, bares[i].res.P99)))
 	}
 	cpuRatio := cpuRatios[medianIndex(cpuRatios)]
+	p99Ratio := p99Ratios[medianIndex(p99Ratios)]
+
+	// A cache miss on every request: a server started with the auth cache
+	// off reads the token and its user from the store each time, which is
+	// what a cold token costs.
+	var colds []row
+	for _, st := range []struct {
+		name, db, script string
+		pg               *pgStore
+	}{{"cold token (cache off): authed GET", dbPath, get, nil}, {"PostgreSQL: cold token (cache off): authed GET", dsnOf(pg), pgGet, pg}} {
+		if st.db == "" {
+			continue
+		}
+		cold, err := e.startApp(ctx, st.db, "LATCHKEY_AUTH_CACHE=0")
+		if err != nil {
+			return err
+		}
+		cold.pg = st.pg
+		if _, err := runWrk(ctx, o.wrk, "http://"+cold.addr+"/", st.script, o.conns, threads, warm); err != nil {
+			cold.stop()
+			return err
+		}
+		r, err := e.scenario(ctx, st.name, cold, o.conns, []string{"200"}, func() (result, error) {
+			return runWrk(ctx, o.wrk, "http://"+cold.addr+"/", st.script, o.conns, threads, o.duration)
+		})
+		cold.stop()
+		if err != nil {
+			return err
+		}
+		colds = append(colds, r)
+	}
 
 	// The hashing capacity of this machine right now: every core verifying
 	// bcrypt in this process, just before the logins run.
 	capBefore := measureCapacity(ctx, hasher, hash, 3*time.Second)
-	logins, err := e.loginScenarios(ctx, app, users, "")
+	logins, err := e.loginScenarios(ctx, app, e.dir, users, "")
 	if err != nil {
 		return err
 	}
 	capAfter := measureCapacity(ctx, hasher, hash, 3*time.Second)
 	capacity := (capBefore + capAfter) / 2
+	var pgLogins []row
+	pgCapAfter := capAfter
+	if pgApp != nil {
+		if pgLogins, err = e.loginScenarios(ctx, pgApp, pgDir, pgUsers, " (PostgreSQL)"); err != nil {
+			return err
+		}
+		pgCapAfter = measureCapacity(ctx, hasher, hash, 3*time.Second)
+	}
 
 	// (e) saturation: logins arriving at twice the rate just measured.
 	rate := max(2, int(2*logins[0].res.rate()+0.5))
@@ -296,17 +411,47 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	_, appHWM, _ := memKiB(app.pid())
 	idleAfter := idleRSS(app.pid(), 2*time.Second)
 
+	// (f) invalidation on PostgreSQL: logouts with one replica, then with three.
+	var invs []invalidation
+	if pgApp != nil {
+		n := o.logouts
+		fmt.Fprintf(out, "# running invalidation: %d logouts with 1 replica ...\n", n)
+		inv1, err := runInvalidation(ctx, []*server{pgApp}, spare[:n])
+		if err != nil {
+			return fmt.Errorf("invalidation, 1 replica: %w", err)
+		}
+		var more []*server
+		for range 2 {
+			r, err := e.startApp(ctx, pg.dsn)
+			if err != nil {
+				return err
+			}
+			defer r.stop()
+			more = append(more, r)
+		}
+		fmt.Fprintf(out, "# running invalidation: %d logouts with 3 replicas ...\n", n)
+		inv3, err := runInvalidation(ctx, append([]*server{pgApp}, more...), spare[n:2*n])
+		if err != nil {
+			return fmt.Errorf("invalidation, 3 replicas: %w", err)
+		}
+		for _, r := range more {
+			_ = r.stop()
+		}
+		invs = []invalidation{inv1, inv3}
+	}
+
 	e.printTable("1,000-user database")
 	fmt.Fprintln(out)
 	var rs []string
 	for _, r := range ratios {
 		rs = append(rs, fmt.Sprintf("%.0f%%", 100*r))
 	}
-	fmt.Fprintf(out, "authed GET / bare Echo: %.0f%% of the requests/s (budget ≥ 60%%; median of rounds %s)\n",
+	fmt.Fprintf(out, "authed GET / bare Echo: %.0f%% of the requests/s (budget ≥ 80%%; median of rounds %s)\n",
 		100*ratios[mid], strings.Join(rs, ", "))
 	fmt.Fprintf(out, "authed GET / bare Echo from CPU time: server %s vs %s per request (%.2f×), wrk %s vs %s: %.0f%% on a machine of its own\n",
 		us(authed.cpuPerReq()), us(bare.cpuPerReq()), float64(authed.cpuPerReq())/float64(max(1, bare.cpuPerReq())),
 		us(authed.genPerReq()), us(bare.genPerReq()), 100*cpuRatio)
+	fmt.Fprintf(out, "authed GET p99 / bare Echo p99: %.2f× (budget ≤ 1.5×; median of rounds %s)\n", p99Ratio, floats(p99Ratios, "×"))
 	fmt.Fprintf(out, "login: %.1f/s = %.0f%% of cores ÷ bcrypt (%.1f/s) and %.0f%% of the bcrypt capacity of all cores measured around the logins (%.1f/s: %.1f before, %.1f after) (budget ≥ 90%%)\n",
 		logins[0].res.rate(), 100*logins[0].res.rate()/e.maxLogins(), e.maxLogins(), 100*logins[0].res.rate()/capacity, capacity, capBefore, capAfter)
 	fmt.Fprintf(out, "login: server CPU per login %s vs one bcrypt %s (+%.0f%%: the server's own share); the server got %.2f of %d cores\n",
@@ -321,6 +466,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		sat.res.Requests, codeString(sat.codes), ms(sat.res.P99), ms(sat.res.Max))
 	fmt.Fprintf(out, "memory: peak RSS of the server over all scenarios (VmHWM) %s (budget ≤ 40 MiB); idle 2 s after the load %s\n",
 		mib(appHWM), mib(idleAfter))
+	if pgApp != nil {
+		e.printCompare(auths, pgAuths, colds, logins, pgLogins, (capAfter+pgCapAfter)/2, invs)
+	}
 	if err := app.stop(); err != nil {
 		fmt.Fprintln(out, "# server stop:", err)
 	}
@@ -365,7 +513,7 @@ func (e *env) growthRun(ctx context.Context, hash string, authed row, logins []r
 	if err != nil {
 		return err
 	}
-	gLogins, err := e.loginScenarios(ctx, app, users, "")
+	gLogins, err := e.loginScenarios(ctx, app, e.dir, users, "")
 	if err != nil {
 		return err
 	}
@@ -383,7 +531,7 @@ func (e *env) growthRun(ctx context.Context, hash string, authed row, logins []r
 }
 
 // loginScenarios runs (c) login, (d) wrong password and an unknown user.
-func (e *env) loginScenarios(ctx context.Context, app *server, users []loadUser, suffix string) ([]row, error) {
+func (e *env) loginScenarios(ctx context.Context, app *server, dir string, users []loadUser, suffix string) ([]row, error) {
 	o := e.o
 	threads := min(2, o.loginConns)
 	base := "http://" + app.addr
@@ -396,7 +544,7 @@ func (e *env) loginScenarios(ctx context.Context, app *server, users []loadUser,
 		{kindLoginWrong, "failed login: wrong password", "401"},
 		{kindLoginUnknown, "failed login: unknown user", "401"},
 	} {
-		script, err := wrkScript(e.dir, sc.kind, users, password, threads, true)
+		script, err := wrkScript(dir, sc.kind, users, password, threads, true)
 		if err != nil {
 			return nil, err
 		}
@@ -422,6 +570,10 @@ func (e *env) scenario(ctx context.Context, name string, s *server, conns int, e
 	if err != nil {
 		return row{}, err
 	}
+	var db0 map[int]int64
+	if s.pg != nil {
+		db0 = s.pg.cpu(ctx)
+	}
 	smp := sampleRSS(s.pid(), 200*time.Millisecond)
 	res, err := gen()
 	peak := smp.peak()
@@ -435,6 +587,9 @@ func (e *env) scenario(ctx context.Context, name string, s *server, conns int, e
 	_, hwm, _ := memKiB(s.pid())
 	r := row{name: name, conns: strconv.Itoa(conns), res: res, expected: expected,
 		cpu: ticksToDuration(c1 - c0), rssPeak: peak, hwm: hwm}
+	if s.pg != nil {
+		r.dbCPU = ticksToDuration(cpuSince(db0, s.pg.cpu(ctx)))
+	}
 	r.codes = res.Codes
 	if r.codes == nil {
 		// The server's access log has the breakdown; without it (the bare
@@ -455,10 +610,14 @@ func (e *env) scenario(ctx context.Context, name string, s *server, conns int, e
 func (e *env) printTable(title string) {
 	fmt.Fprintf(e.out, "\n## %s\n", title)
 	tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "scenario\tconns\treq/s\tp50\tp99\terrors\tstatus codes\tCPU/req\tRSS peak\tVmHWM\t")
+	fmt.Fprintln(tw, "scenario\tconns\treq/s\tp50\tp99\terrors\tstatus codes\tCPU/req\tdb CPU/req\tRSS peak\tVmHWM\t")
 	for _, r := range e.rows {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", r.name, r.conns, r.res.rate(),
-			lat(r.res.P50), lat(r.res.P99), r.errors(), codeString(r.codes), cpuLat(r.cpuPerReq()), mib(r.rssPeak), mib(r.hwm))
+		db := "-"
+		if r.dbCPU > 0 {
+			db = cpuLat(r.dbPerReq())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", r.name, r.conns, r.res.rate(),
+			lat(r.res.P50), lat(r.res.P99), r.errors(), codeString(r.codes), cpuLat(r.cpuPerReq()), db, mib(r.rssPeak), mib(r.hwm))
 	}
 	tw.Flush()
 	for _, r := range e.rows {
@@ -486,7 +645,7 @@ func (e *env) build(ctx context.Context) error {
 }
 
 // startApp starts the server on the database file, logging to its own file.
-func (e *env) startApp(ctx context.Context, db string) (*server, error) {
+func (e *env) startApp(ctx context.Context, db string, extraEnv ...string) (*server, error) {
 	e.appLogN++
 	env := []string{"LATCHKEY_DB=" + db, "LATCHKEY_LOG_FORMAT=text",
 		// The login throttle stays on (its reads and writes are part of
@@ -497,6 +656,7 @@ func (e *env) startApp(ctx context.Context, db string) (*server, error) {
 	if e.o.appEnv != "" {
 		env = append(env, strings.Split(e.o.appEnv, ",")...)
 	}
+	env = append(env, extraEnv...)
 	return startServer(ctx, "latchkey", e.bin, nil, env,
 		filepath.Join(e.dir, fmt.Sprintf("latchkey-%d.log", e.appLogN)), "/healthz")
 }

@@ -24,6 +24,7 @@ type server struct {
 	log     *os.File
 	done    chan error
 	startup time.Duration // exec to the first 200 from the health URL
+	pg      *pgStore      // the PostgreSQL database it serves, whose backends' CPU counts too; nil on SQLite
 }
 
 // freeAddr picks a free loopback port. The port is released before the child

@@ -28,13 +28,14 @@ type seedSpec struct {
 	scenario   int    // the first scenario accounts get a known token each
 	hash       string // bcrypt of the known password, computed once
 	expiredPct int    // share of the extra tokens that are already expired
+	spare      int    // more known tokens, of the scenario users in turn, returned after theirs (for logouts)
 }
 
 // seedChunk is how many users or tokens are handed to the import API at a
 // time: it bounds the memory of the rows in flight, not the transaction.
 const seedChunk = 10000
 
-// seed creates the schema with the app's own migrations and fills it
+// seed creates the schema (on a SQLite file or a postgres:// URL) with the app's own migrations and fills it
 // through the models import API in one transaction, on a file opened with
 // models.ImportOptions.Unsafe (no journal, no fsync: nothing else has the
 // file open, and a crash just means run again), refreshes the planner's
@@ -47,7 +48,7 @@ func seed(ctx context.Context, path string, spec seedSpec) ([]loadUser, error) {
 	}
 	now := time.Now().UTC()
 	const ttl = 1209600
-	out := make([]loadUser, spec.scenario)
+	out := make([]loadUser, spec.scenario, spec.scenario+spec.spare)
 	err = db.Write(ctx, now, func(tx *models.Tx) error {
 		// Users: ids 1..users, emails load0000000@example.com, ...; the
 		// hash is ours, over the NFKC form, so logins do not rehash.
@@ -74,6 +75,11 @@ func seed(ctx context.Context, path string, spec seedSpec) ([]loadUser, error) {
 			raw := models.NewTokenID()
 			out[i] = loadUser{ID: int64(i + 1), Email: loadEmail(i), Token: raw}
 			all = append(all, tokRow{digest: models.Digest(raw), userID: int64(i + 1), created: now})
+		}
+		for i := range spec.spare {
+			raw, uid := models.NewTokenID(), int64(i%spec.scenario+1)
+			out = append(out, loadUser{ID: uid, Email: loadEmail(int(uid - 1)), Token: raw})
+			all = append(all, tokRow{digest: models.Digest(raw), userID: uid, created: now})
 		}
 		for len(all) < spec.tokens {
 			// math/rand is enough for who owns a token and how old it is.
@@ -109,7 +115,7 @@ func seed(ctx context.Context, path string, spec seedSpec) ([]loadUser, error) {
 	if err := errors.Join(err, db.Close()); err != nil {
 		return nil, err
 	}
-	// Open as the server does: WAL mode again.
+	// Open as the server does: WAL mode again (on PostgreSQL: nothing to do).
 	db, err = models.Open(ctx, path)
 	if err != nil {
 		return nil, err
