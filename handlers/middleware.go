@@ -29,15 +29,28 @@ func lowerAPIPath(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// secureHeaders sets the headers every response carries.
+// The values of the headers every response carries. Each is its own
+// one-element slice with no spare capacity, shared by all responses: an
+// Add to the same header appends into a new array, never into this one.
+var (
+	hdrNosniff = []string{"nosniff"}
+	hdrDeny    = []string{"DENY"}
+	hdrSameOrg = []string{"same-origin"}
+	hdrNoStore = []string{"no-store"}
+)
+
+// secureHeaders sets the headers every response carries. The keys are
+// already canonical, so they are assigned directly instead of through
+// Header.Set, which allocates a new one-element slice per header per
+// request (four allocations of each authenticated GET; BENCHMARKS.md).
 func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "same-origin")
+		h["X-Content-Type-Options"] = hdrNosniff
+		h["X-Frame-Options"] = hdrDeny
+		h["Referrer-Policy"] = hdrSameOrg
 		if isAPI(c.Request().URL.Path) {
-			h.Set("Cache-Control", "no-store")
+			h["Cache-Control"] = hdrNoStore
 		}
 		return next(c)
 	}

@@ -12,6 +12,10 @@ import (
 // jsonContentType is what LoopBack sends with every JSON answer.
 const jsonContentType = "application/json; charset=utf-8"
 
+// hdrJSON is jsonContentType as a header value, shared like the security
+// headers' (middleware.go): one allocation less per answer.
+var hdrJSON = []string{jsonContentType}
+
 // writeJSON encodes v as the whole response.
 func writeJSON(c echo.Context, status int, v any) error {
 	b, err := jsonMarshal(v)
@@ -24,7 +28,7 @@ func writeJSON(c echo.Context, status int, v any) error {
 // writeRaw writes already-encoded JSON.
 func writeRaw(c echo.Context, status int, b []byte) error {
 	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, jsonContentType)
+	h[echo.HeaderContentType] = hdrJSON
 	h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
 	c.Response().WriteHeader(status)
 	_, err := c.Response().Write(b)
