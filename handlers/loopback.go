@@ -15,32 +15,32 @@ import (
 // LoopBack 3's wire format: how a user is written out and how a login's ttl
 // is read. The domain (models) knows nothing of either.
 
+// wireUser is the fixed head of a user's LoopBack JSON, in LoopBack's order.
+// encoding/json writes it exactly as it writes each value alone (same
+// escaping), in one call instead of one per field.
+type wireUser struct {
+	Realm         *string `json:"realm,omitempty"`
+	Username      string  `json:"username,omitempty"`
+	Email         string  `json:"email"`
+	EmailVerified *bool   `json:"emailVerified,omitempty"`
+	ID            int64   `json:"id"`
+}
+
 // MarshalUser is the LoopBack JSON of a user: realm, username, email,
 // emailVerified, id, then the profile fields; never the password.
 func MarshalUser(u *models.User) json.RawMessage {
-	f := make(models.Fields, 0, 5+len(u.Profile))
-	add := func(name string, v any) {
-		b, _ := json.Marshal(v)
-		f = append(f, models.Field{Name: name, Value: b})
-	}
-	if u.Realm != nil {
-		add("realm", *u.Realm)
-	}
-	if u.Username != "" {
-		add("username", u.Username)
-	}
-	add("email", u.Email)
-	if u.EmailVerified != nil {
-		add("emailVerified", *u.EmailVerified)
-	}
-	add("id", u.ID)
+	b, _ := json.Marshal(wireUser{Realm: u.Realm, Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, ID: u.ID})
+	var extra models.Fields
 	for _, p := range u.Profile {
 		if !models.ReservedField(p.Name) {
-			f = append(f, p)
+			extra = append(extra, p)
 		}
 	}
-	b, _ := f.MarshalJSON()
-	return b
+	if len(extra) == 0 {
+		return b
+	}
+	rest, _ := extra.MarshalJSON() // {"a":1,...}: joined to the head as ,"a":1,...}
+	return append(append(b[:len(b)-1], ','), rest[1:]...)
 }
 
 // jsonNumber is the grammar of a JSON number (strconv also takes "Inf", hex, "1_0").

@@ -37,6 +37,10 @@ func TestMarshalUser(t *testing.T) {
 			`{"email":"p@example.com","id":1,"zeta":1,"alpha":{"b":[1,2]}}`},
 		{models.User{ID: 7, Email: "q@example.com", Username: "q", Realm: &realm, EmailVerified: &verified},
 			`{"realm":"admin","username":"q","email":"q@example.com","emailVerified":false,"id":7}`},
+		// Escaping as encoding/json writes a string alone: HTML characters,
+		// a quote, invalid UTF-8 and U+2028.
+		{models.User{ID: 9, Email: "<a&b>\"@example.com", Username: "x\xffy\u2028"},
+			`{"username":"x\ufffdy\u2028","email":"\u003ca\u0026b\u003e\"@example.com","id":9}`},
 	} {
 		if got := string(handlers.MarshalUser(&tt.u)); got != tt.want {
 			t.Errorf("MarshalUser = %s, want %s", got, tt.want)
