@@ -70,6 +70,19 @@ type ImportToken struct {
 	UA       string
 }
 
+// ImportVerification is a pending email-verification link as another
+// store has it: LoopBack keeps the user's verificationToken in the clear
+// (128 hex characters from User.verify), and the link it mailed,
+// /api/users/confirm?uid=ID&token=TOKEN, keeps working once the token's
+// digest is stored here.
+type ImportVerification struct {
+	Token   string // the token the link carries
+	UserID  int64
+	Email   string    // the address being verified: the link confirms only while the user still has it
+	Created time.Time // zero: the transaction's time
+	Expires time.Time // required: LoopBack's links never expire, Latchkey's do
+}
+
 // Import batching. SQLite accepts 32766 parameters a statement and
 // PostgreSQL 65535. Past a hundred rows a statement the size hardly
 // matters (cmd/loadtest's seed of 500k tokens: 100, 200 and 500 rows a
@@ -183,6 +196,39 @@ func (t *Tx) ImportTokens(ctx context.Context, tokens []ImportToken) error {
 	}
 	if err := w.close(ctx); err != nil {
 		return fmt.Errorf("models: import tokens: %w", err)
+	}
+	return nil
+}
+
+// ImportVerifications inserts pending email-verification links inside t.
+// Each link's user must exist (imported first).
+func (t *Tx) ImportVerifications(ctx context.Context, links []ImportVerification) error {
+	if len(links) == 0 {
+		return nil
+	}
+	w := t.newRowWriter("verification_tokens", []string{"digest", "user_id", "email", "created", "expires"})
+	defer w.discard()
+	for i := range links {
+		l := &links[i]
+		switch {
+		case l.Token == "":
+			return fmt.Errorf("models: import verifications: link %d of user %d has no token", i, l.UserID)
+		case l.UserID <= 0:
+			return fmt.Errorf("models: import verifications: link %d has no user id", i)
+		case l.Expires.IsZero():
+			return fmt.Errorf("models: import verifications: link %d of user %d has no expiry", i, l.UserID)
+		}
+		created := l.Created
+		if created.IsZero() {
+			created = t.now
+		}
+		d := Digest(l.Token)
+		if err := w.add(ctx, d[:], l.UserID, l.Email, ms(created), ms(l.Expires)); err != nil {
+			return fmt.Errorf("models: import verifications (near user %d): %w", l.UserID, err)
+		}
+	}
+	if err := w.close(ctx); err != nil {
+		return fmt.Errorf("models: import verifications: %w", err)
 	}
 	return nil
 }

@@ -298,3 +298,46 @@ func TestWithoutIndexes(t *testing.T) {
 		t.Errorf("indexes after a failed import: %s, before: %s", after, before)
 	}
 }
+
+// TestImportVerifications: a pending LoopBack verification link (its
+// 128-hex verificationToken) confirms the address once imported, until the
+// expiry the import gives it, and only for the address it was sent to.
+func TestImportVerifications(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, u, clk := newImportStore(t)
+	now := clk.Now()
+	no := false
+	tok := strings.Repeat("ab", 64)
+	err := db.Write(ctx, now, func(tx *models.Tx) error {
+		if err := tx.ImportUsers(ctx, []models.ImportUser{
+			{ID: 3, Email: "Bob@acme.test", PasswordHash: "", EmailVerified: &no},
+			{ID: 4, Email: "eve@acme.test", PasswordHash: "", EmailVerified: &no},
+		}); err != nil {
+			return err
+		}
+		return tx.ImportVerifications(ctx, []models.ImportVerification{
+			{Token: tok, UserID: 3, Email: "Bob@acme.test", Expires: now.Add(time.Hour)},
+			{Token: strings.Repeat("cd", 64), UserID: 4, Email: "old@acme.test", Expires: now.Add(time.Hour)},
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.ConfirmEmail(ctx, "4", strings.Repeat("cd", 64), models.ClientMeta{}); !errors.Is(err, models.ErrInvalidToken) {
+		t.Errorf("a link for an address the user no longer has: %v, want ErrInvalidToken", err)
+	}
+	bob, err := u.ConfirmEmail(ctx, "3", tok, models.ClientMeta{})
+	if err != nil || bob.EmailVerified == nil || !*bob.EmailVerified {
+		t.Fatalf("confirm: %+v, %v", bob, err)
+	}
+	if _, err := u.ConfirmEmail(ctx, "3", tok, models.ClientMeta{}); !errors.Is(err, models.ErrInvalidToken) {
+		t.Errorf("a second use: %v, want ErrInvalidToken", err)
+	}
+	err = db.Write(ctx, now, func(tx *models.Tx) error {
+		return tx.ImportVerifications(ctx, []models.ImportVerification{{Token: tok, UserID: 3}})
+	})
+	if err == nil {
+		t.Error("a link without an expiry was imported")
+	}
+}
