@@ -15,7 +15,11 @@ import (
 // command parses its own FlagSet, which holds the shared settings (flags or
 // LATCHKEY_* variables, config.go) and the command's own flags.
 type Command struct {
+	// Name is one word, or two for a command with kinds (import lb3).
 	Name, Summary string
+	// Args names the positional arguments it takes, for help ("SOURCE");
+	// "" when it takes none, and any given is a usage error.
+	Args string
 	// Flags registers the command's own flags on fs; nil when it has none.
 	Flags func(fs *flag.FlagSet)
 	// Run does the work once fs is parsed and cfg loaded; it reads its own
@@ -34,6 +38,7 @@ func commands(start time.Time, ready func(addr string)) []Command {
 				return serve(ctx, cfg, stdout, start, ready)
 			}},
 		copyCommand(),
+		importLB3Command(),
 	}
 }
 
@@ -46,19 +51,27 @@ func dispatch(ctx context.Context, cmds []Command, args []string, getenv func(st
 		name := args[0]
 		if name == "help" {
 			if len(args) > 1 {
-				return fmt.Errorf("help takes no arguments (latchkey <command> -h lists a command's flags), got %q", args[1])
+				return usage(fmt.Errorf("help takes no arguments (latchkey <command> -h lists a command's flags), got %q", args[1]))
 			}
 			return listCommands(stdout, cmds)
 		}
-		i := slices.IndexFunc(cmds, func(c Command) bool { return c.Name == name })
+		i := slices.IndexFunc(cmds, func(c Command) bool {
+			words := strings.Fields(c.Name)
+			return len(args) >= len(words) && slices.Equal(args[:len(words)], words)
+		})
 		if i < 0 {
 			names := []string{}
 			for _, c := range cmds {
 				names = append(names, c.Name)
 			}
-			return fmt.Errorf("unknown command %q (commands: %s, help)", name, strings.Join(names, ", "))
+			given := name
+			if len(args) > 1 && slices.ContainsFunc(cmds, func(c Command) bool { return strings.HasPrefix(c.Name, name+" ") }) {
+				given += " " + args[1] // import lbx: the kind is what is unknown
+			}
+			return usage(fmt.Errorf("unknown command %q (commands: %s, help)", given, strings.Join(names, ", ")))
 		}
-		cmd, fsName, args = cmds[i], "latchkey "+name, args[1:]
+		cmd, fsName = cmds[i], "latchkey "+cmds[i].Name
+		args = args[len(strings.Fields(cmd.Name)):]
 	}
 	fs := flag.NewFlagSet(fsName, flag.ContinueOnError)
 	fs.SetOutput(stdout)
@@ -67,7 +80,10 @@ func dispatch(ctx context.Context, cmds []Command, args []string, getenv func(st
 	}
 	cfg, err := parseConfig(fs, args, getenv)
 	if err != nil {
-		return err
+		return usage(err)
+	}
+	if cmd.Args == "" && fs.NArg() > 0 {
+		return usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	tuneGC(getenv)
 	return cmd.Run(ctx, cfg, fs, stdout)
@@ -78,9 +94,24 @@ func listCommands(w io.Writer, cmds []Command) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "Usage: latchkey [command] [flags]\n\nCommands:\n")
 	for _, c := range cmds {
-		fmt.Fprintf(tw, "  %s\t%s\n", c.Name, c.Summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimSpace(c.Name+" "+c.Args), c.Summary)
 	}
 	fmt.Fprint(tw, "  help\tlist the commands\n\n")
 	fmt.Fprint(tw, "latchkey <command> -h lists a command's flags: the settings, each also a LATCHKEY_* variable, and its own.\n")
 	return tw.Flush()
+}
+
+// UsageError is a command line the program cannot run: an unknown
+// command, a bad flag or setting, a missing or extra argument. main exits
+// with status 2 for it, 1 for any other error.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UsageError{Err: err}
 }

@@ -95,6 +95,9 @@ type setting struct {
 type value struct {
 	parse func(string) error
 	def   string
+	// isBool: the flag alone means true (-allow-eternal-tokens), as a Go
+	// bool flag; -flag=false still works.
+	isBool bool
 }
 
 // settings are every setting of c, in the order their errors are reported.
@@ -133,12 +136,16 @@ func settings(c *Config) []setting {
 func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("latchkey", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	return parseConfig(fs, args, getenv)
+	c, err := parseConfig(fs, args, getenv)
+	if err == nil && fs.NArg() > 0 { // serve's settings take no arguments
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, err
 }
 
 // parseConfig registers every setting as a flag of fs, parses args and
 // returns the configuration: each setting from its flag, else its
-// variable, else its default.
+// variable, else its default. Arguments after the flags are left in fs.
 func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
 	c := DefaultConfig()
 	all := settings(&c)
@@ -151,17 +158,20 @@ func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (C
 		if v := getenv(s.env); v != "" {
 			bad[i] = named(s.env, s.parse(v))
 		}
-		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), func(v string) error {
+		set := func(v string) error {
 			bad[i] = named("-"+s.flag, s.parse(v))
 			return nil
-		})
+		}
+		if s.isBool {
+			fs.BoolFunc(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), set)
+		} else {
+			fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), set)
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 { // no command takes arguments yet; the first that does (user …) moves this check
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
+	// Positional arguments are the command's to judge (dispatch, Command.Args).
 	for _, err := range bad {
 		if err != nil {
 			return c, err
@@ -183,18 +193,18 @@ func named(from string, err error) error {
 // The parsers. Each keeps the field as it was when the text is bad.
 
 func text(p *string) value {
-	return value{func(v string) error { *p = v; return nil }, *p}
+	return value{parse: func(v string) error { *p = v; return nil }, def: *p}
 }
 
 // checked stores what check makes of the text.
 func checked[T any](p *T, check func(string) (T, error)) value {
-	return value{func(v string) error {
+	return value{parse: func(v string) error {
 		x, err := check(v)
 		if err == nil {
 			*p = x
 		}
 		return err
-	}, fmt.Sprint(*p)}
+	}, def: fmt.Sprint(*p)}
 }
 
 // whole is a whole number from lo to hi, also into a float field (the
@@ -231,13 +241,15 @@ func duration(p *time.Duration, lo time.Duration) value {
 }
 
 func boolean(p *bool) value {
-	return checked(p, func(v string) (bool, error) {
+	v := checked(p, func(v string) (bool, error) {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
 			return false, fmt.Errorf("want true/false or 1/0, got %q", v)
 		}
 		return b, nil
 	})
+	v.isBool = true
+	return v
 }
 
 // onOff is a switch: on/off (also true/false, 1/0, yes/no).

@@ -116,6 +116,7 @@ func countsText(counts []models.TableCount) string {
 // plain lines (copy: users 1000/5000) that a log keeps, one when a table
 // is done and at most one a second in between.
 type copyProgress struct {
+	name string // the command, at the start of each line
 	w    io.Writer
 	tty  bool
 	bar  *progressbar.ProgressBar
@@ -124,7 +125,7 @@ type copyProgress struct {
 }
 
 func newCopyProgress(w io.Writer) *copyProgress {
-	p := &copyProgress{w: w}
+	p := &copyProgress{name: "copy", w: w}
 	if f, ok := w.(*os.File); ok {
 		p.tty = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
 	}
@@ -139,7 +140,7 @@ func (p *copyProgress) update(c models.CopyProgress) {
 				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionSetPredictTime(true))
 		}
 		if p.bar != nil {
-			p.bar.Describe(fmt.Sprintf("copy: %-19s", c.Table))
+			p.bar.Describe(fmt.Sprintf("%s: %-19s", p.name, c.Table))
 			_ = p.bar.Set64(c.AllDone)
 		}
 		return
@@ -153,7 +154,7 @@ func (p *copyProgress) update(c models.CopyProgress) {
 		return
 	}
 	p.last = now
-	fmt.Fprintf(p.w, "copy: %s %d/%d\n", c.Table, c.Done, c.Total)
+	fmt.Fprintf(p.w, "%s: %s %d/%d\n", p.name, c.Table, c.Done, c.Total)
 }
 
 // end completes the bar when the copy succeeded and leaves the line the

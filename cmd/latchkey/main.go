@@ -24,6 +24,9 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "latchkey:", err)
+		if _, ok := errors.AsType[*boot.UsageError](err); ok {
+			os.Exit(2) // usage: a bad command line, nothing was done
+		}
 		os.Exit(1)
 	}
 }

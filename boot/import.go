@@ -1,0 +1,174 @@
+package boot
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/models/lb3"
+)
+
+// importLB3Command is latchkey import lb3 [flags] SOURCE: a LoopBack 3
+// app's users, live tokens and pending verification links into LATCHKEY_DB,
+// ids, hashes and tokens kept, so nobody has to log in again. The work is
+// models/lb3; this wires the flags and the output.
+func importLB3Command() Command {
+	return Command{
+		Name: "import lb3",
+		Args: "SOURCE",
+		Summary: "import a LoopBack 3 store (a memory-connector file, mysql://… or postgres://…) into LATCHKEY_DB, " +
+			"keeping ids, passwords and live tokens; flags go before SOURCE",
+		Flags: func(fs *flag.FlagSet) {
+			fs.Bool("dry-run", false, "read and check everything, print the report, write nothing")
+			fs.Bool("skip-duplicates", false, "import everyone but the users whose emails differ only in case (listed)")
+			fs.String("user-model", "", `the LoopBack user model to read (default: "user" or "User", whichever holds rows)`)
+			fs.String("token-model", "", `the LoopBack token model to read (default "AccessToken")`)
+		},
+		Run: func(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer) error {
+			err := runImportLB3(ctx, cfg, fs, stdout)
+			var secrets []string
+			if fs.NArg() > 0 {
+				secrets = dsnPasswords(fs.Arg(0))
+			}
+			return redactError(err, append(secrets, dsnPasswords(cfg.DB)...))
+		},
+	}
+}
+
+func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer) error {
+	switch {
+	case fs.NArg() == 0:
+		return usage(errors.New("import lb3: SOURCE is missing: a LoopBack memory-connector file, mysql://user:pass@host/db or postgres://…"))
+	case fs.NArg() > 1 && strings.HasPrefix(fs.Arg(1), "-"):
+		return usage(fmt.Errorf("import lb3: %q after SOURCE: flags go before SOURCE", fs.Arg(1)))
+	case fs.NArg() > 1:
+		return usage(fmt.Errorf("import lb3: one SOURCE only, got %q too", fs.Arg(1)))
+	}
+	source := fs.Arg(0)
+	flagOn := func(name string) bool { return fs.Lookup(name).Value.String() == "true" }
+	dry := flagOn("dry-run")
+
+	store, err := lb3.Open(ctx, source)
+	if _, ok := errors.AsType[*lb3.UsageError](err); ok {
+		return usage(err)
+	}
+	if err != nil {
+		return fmt.Errorf("import lb3: %w", err)
+	}
+	defer store.Close()
+
+	fmt.Fprintf(stdout, "import lb3: reading %s (%s)\n", models.RedactDSN(source), store.Kind())
+	p := newCopyProgress(stdout)
+	p.name = "import lb3"
+	opts := lb3.Options{
+		UserModel:          fs.Lookup("user-model").Value.String(),
+		TokenModel:         fs.Lookup("token-model").Value.String(),
+		AllowEternalTokens: cfg.AllowEternalTokens,
+		SkipDuplicates:     flagOn("skip-duplicates"),
+		Now:                time.Now(),
+		VerifyTTL:          time.Duration(cfg.VerifyTTL) * time.Second,
+		Progress: func(g lb3.Progress) {
+			p.update(models.CopyProgress{Table: g.Phase, Done: g.Done, Total: g.Total, AllDone: g.Done, AllTotal: g.Total})
+		},
+	}
+	plan, err := store.Check(ctx, opts)
+	if err != nil {
+		p.end(false)
+		if _, ok := errors.AsType[*lb3.UsageError](err); ok {
+			return usage(err)
+		}
+		return fmt.Errorf("import lb3: refused, nothing was written: %w", err)
+	}
+	if dry {
+		printImportReport(stdout, plan.Report(), cfg, "would import")
+		fmt.Fprintln(stdout, "import lb3: --dry-run: nothing was written")
+		return nil
+	}
+
+	db, err := models.Open(ctx, cfg.DB)
+	if err != nil {
+		return fmt.Errorf("import lb3: the target (LATCHKEY_DB %s): %w", models.RedactDSN(cfg.DB), err)
+	}
+	defer db.Close()
+	var rep lb3.Report
+	err = db.Write(ctx, time.Now(), func(tx *models.Tx) error {
+		var err error
+		rep, err = plan.Write(ctx, tx)
+		return err
+	})
+	p.end(err == nil)
+	if err != nil {
+		return fmt.Errorf("import lb3: failed, nothing was written (the target is as it was): %w", err)
+	}
+	if err := db.Analyze(ctx); err != nil {
+		fmt.Fprintf(stdout, "import lb3: imported, but refreshing the planner's statistics failed: %v\n", err)
+	}
+	printImportReport(stdout, rep, cfg, "imported")
+	fmt.Fprintf(stdout, "import lb3: done in %s into %s\n", (plan.Report().Elapsed + rep.Elapsed).Round(time.Millisecond), models.RedactDSN(cfg.DB))
+	return nil
+}
+
+// printImportReport is the final report: what went in, what was left out
+// and why, and what the operator should look at. No password, hash or
+// token is printed.
+func printImportReport(w io.Writer, r lb3.Report, cfg Config, verb string) {
+	fmt.Fprintf(w, "import lb3: %s from %s (user model %q, token model %q):\n", verb, r.Source, r.UserModel, r.TokenModel)
+	fmt.Fprintf(w, "  users                %d\n", r.Users)
+	fmt.Fprintf(w, "  sessions             %d\n", r.Sessions)
+	fmt.Fprintf(w, "  reset tokens         %d\n", r.ResetTokens)
+	fmt.Fprintf(w, "  verification links   %d", r.Verifications)
+	if r.Verifications > 0 {
+		fmt.Fprintf(w, " (valid for LATCHKEY_VERIFY_TTL, %ds, from now: LoopBack's never expired)", cfg.VerifyTTL)
+	}
+	fmt.Fprintln(w)
+	if len(r.Skipped) > 0 {
+		fmt.Fprintln(w, "  skipped:")
+		for _, reason := range slices.Sorted(maps.Keys(r.Skipped)) {
+			fmt.Fprintf(w, "    %6d  %s\n", r.Skipped[reason], reason)
+		}
+	}
+	for _, g := range r.Duplicates {
+		ids := make([]string, len(g.Members))
+		for i, m := range g.Members {
+			ids[i] = fmt.Sprintf("%d (%s, verified %t, %d live tokens)", m.ID, m.Email, m.Verified, m.LiveTokens)
+		}
+		fmt.Fprintf(w, "  duplicate %s left out: %s\n", g.Key, strings.Join(ids, "; "))
+	}
+	if len(r.NeedsReset) > 0 {
+		fmt.Fprintf(w, "  %d users need a password reset (their stored password is not a LoopBack bcrypt hash): ids %s\n",
+			len(r.NeedsReset), joinIDs(r.NeedsReset))
+	}
+	for _, t := range r.Trimmed {
+		fmt.Fprintf(w, "  user %d: extra fields of %d bytes exceed %d: left out %s\n", t.UserID, t.Bytes, models.MaxProfileBytes, strings.Join(t.Dropped, ", "))
+	}
+	if len(r.NotImported) > 0 {
+		parts := []string{}
+		for _, m := range slices.Sorted(maps.Keys(r.NotImported)) {
+			parts = append(parts, fmt.Sprintf("%s %d", m, r.NotImported[m]))
+		}
+		fmt.Fprintf(w, "  not imported (Passport identities and roles are not supported yet): %s\n", strings.Join(parts, ", "))
+	}
+	if r.Sessions > 0 && cfg.AllowEternalTokens {
+		fmt.Fprintln(w, "  eternal tokens (ttl -1) were kept: serve with LATCHKEY_ALLOW_ETERNAL_TOKENS=true so they keep working")
+	}
+}
+
+func joinIDs(ids []int64) string {
+	const show = 20
+	parts := []string{}
+	for i, id := range ids {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("… and %d more", len(ids)-show))
+			break
+		}
+		parts = append(parts, fmt.Sprint(id))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,112 @@
+package boot_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/latchkey/latchkey/boot"
+	"github.com/latchkey/latchkey/internal/lb3store"
+	"github.com/latchkey/latchkey/internal/testdb"
+	"github.com/latchkey/latchkey/internal/testkit"
+	"github.com/latchkey/latchkey/models"
+)
+
+func runImport(t *testing.T, target string, args ...string) (string, error) {
+	t.Helper()
+	var out testkit.SyncBuffer
+	env := map[string]string{"LATCHKEY_DB": target}
+	err := boot.Run(context.Background(), append([]string{"import", "lb3"}, args...), func(k string) string { return env[k] }, &out)
+	if strings.Contains(out.String(), secret) || err != nil && strings.Contains(err.Error(), secret) {
+		t.Errorf("the password was printed:\n%s\nerror: %v", out.String(), err)
+	}
+	return out.String(), err
+}
+
+// noRows says whether the target holds no row in any table (opening it
+// migrates it).
+func noRows(t *testing.T, dsn string) bool {
+	t.Helper()
+	return tableCounts(t, dsn) == "users 0, access_tokens 0, verification_tokens 0, throttle 0, outbox 0, audit_events 0"
+}
+
+// TestImportLB3Command: a dry run reports and writes nothing; the import
+// writes, keeps LoopBack's tokens and passwords, and prints no secret;
+// duplicates, a cut file and bad command lines are refused with nothing
+// written, the last as usage errors.
+func TestImportLB3Command(t *testing.T) {
+	t.Parallel()
+	f := lb3store.Make(t, lb3store.Memory)
+	target := withPassword(t, testdb.Postgres(t))
+	if testdb.Store() == "sqlite" {
+		target = testdb.DSN(t)
+	}
+
+	out, err := runImport(t, target, "--dry-run", "--skip-duplicates", "--allow-eternal-tokens", f.Source)
+	if err != nil || !strings.Contains(out, "would import") || !strings.Contains(out, "nothing was written") {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	if testdb.Store() == "sqlite" {
+		if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the dry run made the target: %v", err)
+		}
+	}
+
+	out, err = runImport(t, target, f.Source)
+	if err == nil || !strings.Contains(err.Error(), "Ann@x.com") || !strings.Contains(err.Error(), "nothing was written") {
+		t.Errorf("duplicates: %v", err)
+	}
+	if _, ok := errors.AsType[*boot.UsageError](err); ok {
+		t.Error("a refusal is not a usage error")
+	}
+	b, _ := os.ReadFile(f.Source)
+	cut := filepath.Join(t.TempDir(), "cut.json")
+	os.WriteFile(cut, b[:len(b)*2/3], 0o600)
+	if _, err := runImport(t, target, "--skip-duplicates", cut); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("a cut file: %v", err)
+	}
+	if !noRows(t, target) {
+		t.Fatalf("refused imports wrote users: %s", tableCounts(t, target))
+	}
+
+	for _, args := range [][]string{{}, {"ftp://host/x"}, {f.Source, "--dry-run"}, {"/no/such/file.json"}, {"--no-such-flag", f.Source}} {
+		if _, err := runImport(t, target, args...); err == nil {
+			t.Errorf("%q accepted", args)
+		} else if _, ok := errors.AsType[*boot.UsageError](err); !ok {
+			t.Errorf("%q: %v is not a usage error", args, err)
+		}
+	}
+
+	out, err = runImport(t, target, "--skip-duplicates", "--allow-eternal-tokens", f.Source)
+	if err != nil || !strings.Contains(out, "imported from") {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	for _, line := range []string{"users                4", "reset tokens         1", "verification links   1", "UserIdentity 1"} {
+		if !strings.Contains(out, line) {
+			t.Errorf("report lacks %q:\n%s", line, out)
+		}
+	}
+	ctx := context.Background()
+	db, err := models.Open(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), models.NewLimiter(db, models.DefaultLimitConfig()),
+		models.Config{AllowEternalTokens: true, TokenTTL: 1209600, TokenMaxTTL: 31556926})
+	for _, tok := range f.TokensIn(lb3store.StateLive) {
+		if tok.Scopes != nil || tok.User == "ann-upper" {
+			continue
+		}
+		if s, err := u.Authenticate(ctx, tok.ID, models.ScopeSession); err != nil || s == nil || s.User.ID != tok.UserID {
+			t.Errorf("token %s after the command: %+v, %v", tok.Key, s, err)
+		}
+	}
+	alice := f.User(t, "alice")
+	if _, who, err := u.Login(ctx, models.Credentials{Email: alice.Email, Password: alice.Password}, models.ClientMeta{}); err != nil || who.ID != alice.ID {
+		t.Errorf("alice's password: %v", err)
+	}
+}
