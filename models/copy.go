@@ -58,6 +58,7 @@ func copyTables() []copyTable {
 			{"username_key", kindText, 1}, {"password_hash", kindText, 1}, {"password_nfkc", kindInt, 1},
 			{"email_verified", kindInt, 1}, {"realm", kindText, 1}, {"profile", kindText, 1},
 			{"created", kindInt, 1}, {"updated", kindInt, 1}, {"disabled_at", kindInt, 1},
+			{"email_placeholder", kindInt, 4},
 		}},
 		{name: "access_tokens", key: "digest", since: 1, cols: []copyColumn{
 			{"digest", kindBlob, 1}, {"user_id", kindInt, 1}, {"ttl", kindInt, 1}, {"created", kindInt, 1},
@@ -67,6 +68,10 @@ func copyTables() []copyTable {
 		{name: "verification_tokens", key: "digest", since: 1, cols: []copyColumn{
 			{"digest", kindBlob, 1}, {"user_id", kindInt, 1}, {"email", kindText, 1}, {"created", kindInt, 1},
 			{"expires", kindInt, 1},
+		}},
+		{name: "identities", key: "id", identity: true, since: 4, cols: []copyColumn{
+			{"id", kindInt, 4}, {"provider", kindText, 4}, {"subject", kindText, 4}, {"user_id", kindInt, 4},
+			{"profile", kindText, 4}, {"created", kindInt, 4}, {"updated", kindInt, 4},
 		}},
 		{name: "throttle", key: "key", since: 2, cols: []copyColumn{
 			{"key", kindBlob, 2}, {"n", kindReal, 2}, {"at", kindInt, 2}, {"expires", kindInt, 2},

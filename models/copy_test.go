@@ -81,6 +81,16 @@ func makeCopySource(t *testing.T, extra int) copySource {
 	if _, _, err := u.Login(ctx, models.Credentials{Email: "alice@example.com", Password: "wrong-password-1"}, meta); !errors.Is(err, models.ErrLoginFailed) {
 		t.Fatalf("wrong password: %v", err)
 	}
+	// Alice signed in with Google once (an identity, as an import or a
+	// third-party sign-in leaves it).
+	err = db.Write(ctx, fx.clk.Now(), func(tx *models.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO identities(provider, subject, user_id, profile, created, updated) VALUES (?,?,?,?,?,?)`,
+			"google", "109876543210987654321", alice.ID, `{"displayName":"Alice"}`, fx.clk.Now().UnixMilli(), fx.clk.Now().UnixMilli())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if n, err := u.DeleteUser(ctx, carol.ID, meta); err != nil || n != 1 {
 		t.Fatalf("delete carol: %d, %v", n, err)
 	}
@@ -98,7 +108,7 @@ func makeCopySource(t *testing.T, extra int) copySource {
 
 // copiedTables are the tables a copy must carry, with their keys.
 var copiedTables = [][2]string{{"users", "id"}, {"access_tokens", "digest"}, {"verification_tokens", "digest"},
-	{"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
+	{"identities", "id"}, {"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
 
 // dumpTables is every row of every table, as text, in key order, each
 // table led by its column names: two stores hold the same data when their
