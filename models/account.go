@@ -24,6 +24,12 @@ type User struct {
 	Created       time.Time
 	Updated       time.Time
 	Disabled      bool
+	// EmailPlaceholder: the address was invented by another system
+	// (LoopBack Passport's <id>@loopback.<provider>.com) and reaches
+	// nobody. It gets no mail (reset, verification and notices are
+	// skipped, with the same answer to the client) and never matches for
+	// account linking (FindUserForLinking). Changing the address clears it.
+	EmailPlaceholder bool
 }
 
 // PasswordContext is what the user's password may not contain.
@@ -84,7 +90,7 @@ func ValidEmail(s string) bool {
 	return true
 }
 
-const userColumns = `id, email, username, email_verified, realm, profile, password_hash, password_nfkc, created, updated, disabled_at`
+const userColumns = `id, email, username, email_verified, realm, profile, password_hash, password_nfkc, created, updated, disabled_at, email_placeholder`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -99,7 +105,7 @@ func scanUser(row rowScanner) (*User, error) {
 		updated  int64
 		disabled sql.NullInt64
 	)
-	err := row.Scan(&u.ID, &u.Email, &username, &verified, &realm, &profile, &u.PasswordHash, &u.PasswordNFKC, &created, &updated, &disabled)
+	err := row.Scan(&u.ID, &u.Email, &username, &verified, &realm, &profile, &u.PasswordHash, &u.PasswordNFKC, &created, &updated, &disabled, &u.EmailPlaceholder)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -271,6 +277,14 @@ func (s *Users) checkUsername(ctx context.Context, body Fields, v *ValidationErr
 
 // flag stores an optional boolean as NULL, 0 or 1: flags are integers on
 // every store, so one query serves SQLite and PostgreSQL.
+// boolInt is a flag column's 0 or 1.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func flag(b *bool) any {
 	switch {
 	case b == nil:
@@ -343,6 +357,9 @@ func (s *Users) UpdateUser(ctx context.Context, id int64, body Fields, keep [32]
 		f := false
 		next.EmailVerified = &f
 	}
+	if emailChanged {
+		next.EmailPlaceholder = false // an address the user typed
+	}
 	now := s.now()
 	next.Updated = now
 	err = s.db.Write(ctx, now, func(tx *Tx) error {
@@ -353,9 +370,9 @@ func (s *Users) UpdateUser(ctx context.Context, id int64, body Fields, keep [32]
 			}
 		}
 		_, err := tx.Exec(ctx, `UPDATE users SET email = ?, email_key = ?, username = ?, username_key = ?, realm = ?,
-			profile = ?, email_verified = ?, updated = ? WHERE id = ?`,
+			profile = ?, email_verified = ?, email_placeholder = ?, updated = ? WHERE id = ?`,
 			next.Email, EmailKey(next.Email), nullString(next.Username), nullString(UsernameKey(next.Username)),
-			next.Realm, profileJSON(next.Profile), flag(next.EmailVerified), ms(now), id)
+			next.Realm, profileJSON(next.Profile), flag(next.EmailVerified), boolInt(next.EmailPlaceholder), ms(now), id)
 		if err != nil {
 			return err
 		}
@@ -368,6 +385,9 @@ func (s *Users) UpdateUser(ctx context.Context, id int64, body Fields, keep [32]
 			}
 			if err := tx.Audit(ctx, "email.changed", id, meta, ""); err != nil {
 				return err
+			}
+			if cur.EmailPlaceholder {
+				return nil // the old address reaches nobody: no notice
 			}
 			return emit(ctx, tx, s.onEmailChanged, EmailChanged{User: &next, OldEmail: cur.Email, Meta: meta}, "email-changed")
 		}
@@ -420,6 +440,9 @@ func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, 
 		}
 		if err := tx.Audit(ctx, "password.changed", u.ID, meta, "change"); err != nil {
 			return err
+		}
+		if u.EmailPlaceholder {
+			return nil // no notice to an address that reaches nobody
 		}
 		return emit(ctx, tx, s.onChanged, PasswordChanged{User: u, Reason: "change", Meta: meta}, "password-changed")
 	})

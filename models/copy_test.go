@@ -84,9 +84,8 @@ func makeCopySource(t *testing.T, extra int) copySource {
 	// Alice signed in with Google once (an identity, as an import or a
 	// third-party sign-in leaves it).
 	err = db.Write(ctx, fx.clk.Now(), func(tx *models.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO identities(provider, subject, user_id, profile, created, updated) VALUES (?,?,?,?,?,?)`,
-			"google", "109876543210987654321", alice.ID, `{"displayName":"Alice"}`, fx.clk.Now().UnixMilli(), fx.clk.Now().UnixMilli())
-		return err
+		return tx.ImportIdentities(ctx, []models.Identity{{Provider: "google", Subject: "109876543210987654321", UserID: alice.ID,
+			Profile: models.Fields{{Name: "displayName", Value: []byte(`"Alice"`)}}}})
 	})
 	if err != nil {
 		t.Fatal(err)

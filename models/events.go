@@ -61,6 +61,11 @@ func (s *Users) OnVerifyEmailRequest(fn func(context.Context, *Tx, VerifyEmailRe
 	s.onVerify = append(s.onVerify, fn)
 }
 
+// The mail events (ResetPasswordRequest, PasswordChanged, EmailChanged
+// for the old address, VerifyEmailRequest) are not emitted for a user
+// whose address is a placeholder (User.EmailPlaceholder): it reaches
+// nobody. The client's answer is the same either way.
+
 // emit hands an event to its subscribers inside the transaction that made
 // it; the first failure rolls the whole change back.
 func emit[E any](ctx context.Context, tx *Tx, subs []func(context.Context, *Tx, E) error, ev E, name string) error {

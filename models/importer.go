@@ -50,6 +50,10 @@ type ImportUser struct {
 	Created       time.Time
 	Updated       time.Time // zero: Created
 	DisabledAt    time.Time // zero: enabled
+	// EmailPlaceholder marks Email as an address another system invented
+	// (LoopBack Passport's <id>@loopback.<provider>.com): it gets no mail
+	// and never matches for account linking (User.EmailPlaceholder).
+	EmailPlaceholder bool
 }
 
 // ImportToken is an access token (a session or a reset token) as another
@@ -102,7 +106,7 @@ func (t *Tx) ImportUsers(ctx context.Context, users []ImportUser) error {
 		return nil
 	}
 	w := t.newRowWriter("users", []string{"id", "email", "email_key", "username", "username_key", "password_hash",
-		"password_nfkc", "email_verified", "realm", "profile", "created", "updated", "disabled_at"})
+		"password_nfkc", "email_verified", "realm", "profile", "created", "updated", "disabled_at", "email_placeholder"})
 	defer w.discard()
 	for i := range users {
 		u := &users[i]
@@ -133,7 +137,7 @@ func (t *Tx) ImportUsers(ctx context.Context, users []ImportUser) error {
 			realm = *u.Realm
 		}
 		err := w.add(ctx, u.ID, u.Email, EmailKey(u.Email), nullString(u.Username), nullString(UsernameKey(u.Username)),
-			u.PasswordHash, nfkc, flag(u.EmailVerified), realm, profileJSON(u.Profile), ms(created), ms(updated), disabled)
+			u.PasswordHash, nfkc, flag(u.EmailVerified), realm, profileJSON(u.Profile), ms(created), ms(updated), disabled, boolInt(u.EmailPlaceholder))
 		if err != nil {
 			return fmt.Errorf("models: import users (near id %d): %w", u.ID, err)
 		}

@@ -26,6 +26,11 @@ func (s *Users) RequestPasswordReset(ctx context.Context, email string, meta Cli
 	if !known && s.cfg.CompatEmailNotFound {
 		return ErrEmailNotFound
 	}
+	// A placeholder address reaches nobody: no token and no mail, and the
+	// same answer and the same statements as an unknown address (SECURITY
+	// R1/R2).
+	placeholder := known && u.EmailPlaceholder
+	mail := known && !placeholder
 	var uid int64
 	if known {
 		uid = u.ID
@@ -38,10 +43,13 @@ func (s *Users) RequestPasswordReset(ctx context.Context, email string, meta Cli
 		if err != nil {
 			return err
 		}
-		if !known || !allowed {
+		if !mail || !allowed {
 			detail := "no-account"
-			if !allowed {
+			switch {
+			case !allowed:
 				detail = "limited"
+			case placeholder:
+				detail = "placeholder-email"
 			}
 			if err := tx.sameStatementsAsReset(ctx); err != nil {
 				return err
@@ -125,6 +133,9 @@ func (s *Users) ResetPassword(ctx context.Context, raw, newPassword string, meta
 		}
 		if err := tx.Audit(ctx, "reset.completed", u.ID, meta, ""); err != nil {
 			return err
+		}
+		if u.EmailPlaceholder {
+			return nil // no notice to an address that reaches nobody
 		}
 		return emit(ctx, tx, s.onChanged, PasswordChanged{User: &u, Reason: "reset", Meta: meta}, "password-changed")
 	})

@@ -32,6 +32,11 @@ func (s *Users) RequestVerification(ctx context.Context, userID int64, redirect 
 	d := Digest(tok)
 	now := s.now()
 	return s.db.Write(ctx, now, func(tx *Tx) error {
+		if u.EmailPlaceholder {
+			// The address reaches nobody and cannot be confirmed: nothing
+			// is sent, and the answer is the same.
+			return tx.Audit(ctx, "verify.requested", u.ID, meta, "placeholder-email")
+		}
 		if allowed, err := s.limiter.AllowMail(ctx, tx, MailVerify, EmailKey(u.Email), meta); err != nil {
 			return err
 		} else if !allowed {
