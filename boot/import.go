@@ -16,7 +16,8 @@ import (
 )
 
 // importLB3Command is latchkey import lb3 [flags] SOURCE: a LoopBack 3
-// app's users, live tokens and pending verification links into LATCHKEY_DB,
+// app's users, live tokens, pending verification links and Passport
+// identities into LATCHKEY_DB,
 // ids, hashes and tokens kept, so nobody has to log in again. The work is
 // models/lb3; this wires the flags and the output.
 func importLB3Command() Command {
@@ -30,6 +31,10 @@ func importLB3Command() Command {
 			fs.Bool("skip-duplicates", false, "import everyone but the users whose emails differ only in case (listed)")
 			fs.String("user-model", "", `the LoopBack user model to read (default: "user" or "User", whichever holds rows)`)
 			fs.String("token-model", "", `the LoopBack token model to read (default "AccessToken")`)
+			fs.String("identity-model", "", `the Passport login identity model to read (default "UserIdentity")`)
+			fs.String("credential-model", "", `the Passport linked-account model to read (default "UserCredential")`)
+			fs.String("provider", "", "map LoopBack provider keys to provider ids: google-login=google,facebook-login=facebook "+
+				"(default: the key without a -login or -link suffix)")
 		},
 		Run: func(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer) error {
 			err := runImportLB3(ctx, cfg, fs, stdout)
@@ -55,6 +60,11 @@ func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.W
 	flagOn := func(name string) bool { return fs.Lookup(name).Value.String() == "true" }
 	dry := flagOn("dry-run")
 
+	providers, err := lb3.ParseProviders(fs.Lookup("provider").Value.String())
+	if err != nil {
+		return usage(err)
+	}
+
 	store, err := lb3.Open(ctx, source)
 	if _, ok := errors.AsType[*lb3.UsageError](err); ok {
 		return usage(err)
@@ -70,6 +80,9 @@ func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.W
 	opts := lb3.Options{
 		UserModel:          fs.Lookup("user-model").Value.String(),
 		TokenModel:         fs.Lookup("token-model").Value.String(),
+		IdentityModel:      fs.Lookup("identity-model").Value.String(),
+		CredentialModel:    fs.Lookup("credential-model").Value.String(),
+		Providers:          providers,
 		AllowEternalTokens: cfg.AllowEternalTokens,
 		SkipDuplicates:     flagOn("skip-duplicates"),
 		Now:                time.Now(),
@@ -128,6 +141,9 @@ func printImportReport(w io.Writer, r lb3.Report, cfg Config, verb string) {
 		fmt.Fprintf(w, " (valid for LATCHKEY_VERIFY_TTL, %ds, from now: LoopBack's never expired)", cfg.VerifyTTL)
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  identities           %d (Passport logins; provider tokens dropped)\n", r.Identities)
+	fmt.Fprintf(w, "  linked identities    %d (Passport linked accounts, as identities; provider tokens dropped)\n", r.LinkedIdentities)
+	fmt.Fprintf(w, "  placeholder emails   %d (…@loopback.<provider>.com: marked, never mailed, never matched for linking)\n", r.Placeholders)
 	if len(r.Skipped) > 0 {
 		fmt.Fprintln(w, "  skipped:")
 		for _, reason := range slices.Sorted(maps.Keys(r.Skipped)) {
@@ -137,7 +153,7 @@ func printImportReport(w io.Writer, r lb3.Report, cfg Config, verb string) {
 	for _, g := range r.Duplicates {
 		ids := make([]string, len(g.Members))
 		for i, m := range g.Members {
-			ids[i] = fmt.Sprintf("%d (%s, verified %t, %d live tokens)", m.ID, m.Email, m.Verified, m.LiveTokens)
+			ids[i] = fmt.Sprintf("%d (%s, verified %t, %d live tokens, %d identities)", m.ID, m.Email, m.Verified, m.LiveTokens, m.Identities)
 		}
 		fmt.Fprintf(w, "  duplicate %s left out: %s\n", g.Key, strings.Join(ids, "; "))
 	}
@@ -153,7 +169,7 @@ func printImportReport(w io.Writer, r lb3.Report, cfg Config, verb string) {
 		for _, m := range slices.Sorted(maps.Keys(r.NotImported)) {
 			parts = append(parts, fmt.Sprintf("%s %d", m, r.NotImported[m]))
 		}
-		fmt.Fprintf(w, "  not imported (Passport identities and roles are not supported yet): %s\n", strings.Join(parts, ", "))
+		fmt.Fprintf(w, "  not imported (Latchkey has no roles): %s\n", strings.Join(parts, ", "))
 	}
 	if r.Sessions > 0 && cfg.AllowEternalTokens {
 		fmt.Fprintln(w, "  eternal tokens (ttl -1) were kept: serve with LATCHKEY_ALLOW_ETERNAL_TOKENS=true so they keep working")

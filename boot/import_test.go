@@ -72,7 +72,8 @@ func TestImportLB3Command(t *testing.T) {
 		t.Fatalf("refused imports wrote users: %s", tableCounts(t, target))
 	}
 
-	for _, args := range [][]string{{}, {"ftp://host/x"}, {f.Source, "--dry-run"}, {"/no/such/file.json"}, {"--no-such-flag", f.Source}} {
+	for _, args := range [][]string{{}, {"ftp://host/x"}, {f.Source, "--dry-run"}, {"/no/such/file.json"}, {"--no-such-flag", f.Source},
+		{"--provider", "google-login", f.Source}} {
 		if _, err := runImport(t, target, args...); err == nil {
 			t.Errorf("%q accepted", args)
 		} else if _, ok := errors.AsType[*boot.UsageError](err); !ok {
@@ -80,11 +81,12 @@ func TestImportLB3Command(t *testing.T) {
 		}
 	}
 
-	out, err = runImport(t, target, "--skip-duplicates", "--allow-eternal-tokens", f.Source)
+	out, err = runImport(t, target, "--skip-duplicates", "--allow-eternal-tokens", "--provider", "google-login=google", f.Source)
 	if err != nil || !strings.Contains(out, "imported from") {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
-	for _, line := range []string{"users                4", "reset tokens         1", "verification links   1", "UserIdentity 1"} {
+	for _, line := range []string{"users                4", "reset tokens         1", "verification links   1",
+		"identities           1", "linked identities    1", "placeholder emails   1", "not imported (Latchkey has no roles): Role 1, RoleMapping 1"} {
 		if !strings.Contains(out, line) {
 			t.Errorf("report lacks %q:\n%s", line, out)
 		}
@@ -108,5 +110,9 @@ func TestImportLB3Command(t *testing.T) {
 	alice := f.User(t, "alice")
 	if _, who, err := u.Login(ctx, models.Credentials{Email: alice.Email, Password: alice.Password}, models.ClientMeta{}); err != nil || who.ID != alice.ID {
 		t.Errorf("alice's password: %v", err)
+	}
+	gil, id := f.User(t, "gil"), f.Identities[0]
+	if who, err := u.FindUserByIdentity(ctx, "google", id.ExternalID); err != nil || who.ID != gil.ID || !who.EmailPlaceholder {
+		t.Errorf("gil by his Google identity: %+v, %v", who, err)
 	}
 }

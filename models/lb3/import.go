@@ -13,9 +13,9 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
-// countedModels are read only to be counted in the report: Passport's
-// identities (no identities table yet) and roles (Latchkey has none).
-var countedModels = []string{"UserIdentity", "UserCredential", "Role", "RoleMapping"}
+// countedModels are read only to be counted in the report: roles
+// (Latchkey has none).
+var countedModels = []string{"Role", "RoleMapping"}
 
 // batchRows is how many rows go to the import API at a time: it bounds
 // what Write holds; the API batches statements itself.
@@ -36,6 +36,8 @@ type userInfo struct {
 	live     int
 	last     time.Time
 	skip     bool // a duplicate, left out under SkipDuplicates
+
+	identities, linked int // Passport UserIdentity and UserCredential rows
 }
 
 // Report is what Check found: the counts an import would make.
@@ -56,6 +58,12 @@ func (s *Store) Check(ctx context.Context, opts Options) (*Plan, error) {
 	}
 	if opts.TokenModel == "" {
 		opts.TokenModel = "AccessToken"
+	}
+	if opts.IdentityModel == "" {
+		opts.IdentityModel = "UserIdentity"
+	}
+	if opts.CredentialModel == "" {
+		opts.CredentialModel = "UserCredential"
 	}
 	p := &Plan{store: s, opts: opts}
 	rep := &p.report
@@ -142,9 +150,13 @@ func (s *Store) Check(ctx context.Context, opts Options) (*Plan, error) {
 	if err := p.checkTokens(ctx, &read); err != nil {
 		return nil, err
 	}
+	if err := p.checkIdentities(ctx, &read); err != nil {
+		return nil, err
+	}
 	if err := p.findDuplicates(); err != nil {
 		return nil, err
 	}
+	p.countIdentities()
 	// The counts Write will reach, for a dry run.
 	err = s.src.scan(ctx, []string{rep.UserModel}, func(model string, rec models.Fields) error {
 		u, link, err := p.convertUser(model, rec)
@@ -159,6 +171,9 @@ func (s *Store) Check(ctx context.Context, opts Options) (*Plan, error) {
 			}
 		default:
 			rep.Users++
+			if u.EmailPlaceholder {
+				rep.Placeholders++
+			}
 			if link != nil {
 				rep.Verifications++
 			}
@@ -227,7 +242,8 @@ func (p *Plan) findDuplicates() error {
 		g := DuplicateGroup{Key: k}
 		for _, id := range ids {
 			u := p.users[id]
-			g.Members = append(g.Members, DuplicateMember{ID: id, Email: u.email, Verified: u.verified, LiveTokens: u.live, LastToken: u.last})
+			g.Members = append(g.Members, DuplicateMember{ID: id, Email: u.email, Verified: u.verified, LiveTokens: u.live,
+				Identities: u.identities + u.linked, LastToken: u.last})
 		}
 		groups = append(groups, g)
 	}
@@ -259,7 +275,7 @@ func (p *Plan) Write(ctx context.Context, tx *models.Tx) (Report, error) {
 	plan := p.report
 	rep := Report{Source: plan.Source, UserModel: plan.UserModel, TokenModel: plan.TokenModel,
 		Skipped: map[string]int64{}, NotImported: plan.NotImported, Duplicates: plan.Duplicates}
-	total := plan.Users + plan.Sessions + plan.ResetTokens
+	total := plan.Users + plan.Identities + plan.LinkedIdentities + plan.Sessions + plan.ResetTokens
 	var done int64
 	// convertUser notes hashes and profiles in p.report as it goes: take
 	// this pass's notes, leave Check's as they were.
@@ -293,6 +309,9 @@ func (p *Plan) Write(ctx context.Context, tx *models.Tx) (Report, error) {
 		}
 		users = append(users, u)
 		rep.Users++
+		if u.EmailPlaceholder {
+			rep.Placeholders++
+		}
 		if link != nil {
 			links = append(links, *link)
 			rep.Verifications++
@@ -310,6 +329,9 @@ func (p *Plan) Write(ctx context.Context, tx *models.Tx) (Report, error) {
 	}
 	rep.NeedsReset = slices.Clone(p.report.NeedsReset[nr:])
 	rep.Trimmed = slices.Clone(p.report.Trimmed[nt:])
+	if err := p.writeIdentities(ctx, tx, &rep, &done, total); err != nil {
+		return rep, err
+	}
 
 	if _, ok, err := p.store.src.table(ctx, plan.TokenModel); err != nil {
 		return rep, err
@@ -388,6 +410,9 @@ func (p *Plan) convertUser(model string, rec models.Fields) (models.ImportUser, 
 		return u, nil, fail("no email")
 	}
 	u.Email = email
+	// Passport's invented address (§5): marked, never mailed, never
+	// matched for linking, and never counted as verified.
+	u.EmailPlaceholder = IsPlaceholderEmail(email)
 	hash, ok := str(rec, "password")
 	if !ok || hash == "" {
 		return u, nil, fail("no password")
@@ -414,6 +439,10 @@ func (p *Plan) convertUser(model string, rec models.Fields) (models.ImportUser, 
 		default:
 			return u, nil, fail("emailVerified is %s, not true or false", raw)
 		}
+	}
+	if u.EmailPlaceholder && u.EmailVerified != nil && *u.EmailVerified {
+		v := false
+		u.EmailVerified = &v
 	}
 	var extra models.Fields
 	for _, f := range rec {

@@ -1,7 +1,7 @@
 // Package lb3 reads a LoopBack 3 store (a memory-connector file, or a
 // MySQL/MariaDB or PostgreSQL database laid out by LoopBack's connectors)
-// and writes its users, live tokens and pending verification links through
-// the models import API, so people keep their passwords and clients their
+// and writes its users, live tokens, pending verification links and
+// Passport identities through the models import API, so people keep their passwords and clients their
 // tokens. latchkey import lb3 is this package with flags and a progress bar.
 //
 // An import is two passes over the source. Check reads everything, picks
@@ -84,6 +84,13 @@ type Options struct {
 	// user model (the custom "user" most apps define, or the built-in
 	// "User") and takes "AccessToken".
 	UserModel, TokenModel string
+	// IdentityModel and CredentialModel name Passport's models (§5);
+	// "": "UserIdentity" and "UserCredential". Both become identities.
+	IdentityModel, CredentialModel string
+	// Providers maps LoopBack's provider config keys (google-login) to
+	// Latchkey's provider ids (google). A key not in it loses a -login or
+	// -link suffix and is lower-cased.
+	Providers map[string]string
 	// AllowEternalTokens imports tokens with ttl -1, which LoopBack
 	// accepts only under the user model's allowEternalTokens (§3).
 	// Without it they are skipped and counted.
@@ -125,6 +132,14 @@ type Report struct {
 	UserModel, TokenModel string
 
 	Users, Sessions, ResetTokens, Verifications int64
+	// Identities are Passport login identities (UserIdentity) imported,
+	// LinkedIdentities linked accounts (UserCredential) imported as
+	// identities too. Their provider tokens were dropped.
+	Identities, LinkedIdentities int64
+	// Placeholders are users whose address Passport invented
+	// (…@loopback.<provider>.com): imported marked, so they get no mail
+	// and never match for account linking.
+	Placeholders int64
 	// Skipped counts records left out, by reason (the Skip… constants).
 	Skipped map[string]int64
 	// NeedsReset are users whose stored password is not a bcrypt hash
@@ -136,8 +151,8 @@ type Report struct {
 	Trimmed []Trimmed
 	// Duplicates are the groups of users whose emails differ only in case.
 	Duplicates []DuplicateGroup
-	// NotImported counts rows of models this import does not carry yet
-	// (Passport identities, roles), by model.
+	// NotImported counts rows of models this import does not carry
+	// (roles and role mappings: Latchkey has no roles), by model.
 	NotImported map[string]int64
 	Elapsed     time.Duration
 }
@@ -162,6 +177,7 @@ type DuplicateMember struct {
 	Email      string
 	Verified   bool
 	LiveTokens int
+	Identities int       // Passport identities and linked accounts
 	LastToken  time.Time // the newest live token's created; zero: none
 }
 
@@ -179,7 +195,7 @@ func (e *DuplicatesError) Error() string {
 			if !m.LastToken.IsZero() {
 				last = "last token " + m.LastToken.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(&b, "\n    id %d  %s  verified %t  %d live tokens  %s", m.ID, m.Email, m.Verified, m.LiveTokens, last)
+			fmt.Fprintf(&b, "\n    id %d  %s  verified %t  %d live tokens  %d identities  %s", m.ID, m.Email, m.Verified, m.LiveTokens, m.Identities, last)
 		}
 	}
 	return b.String()
