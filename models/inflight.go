@@ -21,14 +21,11 @@ type inflight struct {
 	mu       sync.Mutex
 	held     map[string]int
 	released chan struct{} // closed (and replaced) whenever an attempt ends
+	wait     time.Duration // how long an attempt waits for a slot (LimitConfig.InflightWait)
 }
 
-// inflightWait bounds how long an attempt waits for a slot that attempts in
-// flight hold, before it is answered 429 after all.
-const inflightWait = 10 * time.Second
-
-func newInflight() *inflight {
-	return &inflight{held: map[string]int{}, released: make(chan struct{})}
+func newInflight(wait time.Duration) *inflight {
+	return &inflight{held: map[string]int{}, released: make(chan struct{}), wait: wait}
 }
 
 // take holds one slot of each of keys for an attempt. room decides, under
@@ -36,10 +33,10 @@ func newInflight() *inflight {
 // slot: it sees how many slots each key holds now, and either refuses the
 // attempt outright (an error), or says whether there is room for one more.
 // While there is none, take waits for an attempt to end and asks room
-// again, for up to inflightWait; then the attempt is throttled after all.
+// again, for up to g.wait; then the attempt is throttled after all.
 // What take holds, release gives back.
 func (g *inflight) take(ctx context.Context, keys [][]byte, room func(held func(key []byte) int) (bool, error)) error {
-	deadline := time.NewTimer(inflightWait)
+	deadline := time.NewTimer(g.wait)
 	defer deadline.Stop()
 	for {
 		wait, err := g.try(keys, room)

@@ -44,6 +44,10 @@ type LimitConfig struct {
 	MailIPBurst     int           // reset/verify requests one client IP may make at once...
 	MailIPPerMinute float64       // ...and per minute after that
 
+	// InflightWait bounds how long an attempt waits for a slot that attempts
+	// in flight hold, before it is answered 429 after all; default 10 s.
+	InflightWait time.Duration
+
 	Now func() time.Time
 }
 
@@ -123,7 +127,10 @@ func NewLimiter(db *DB, cfg LimitConfig) *Limiter {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Limiter{db: db, cfg: cfg, inflight: newInflight()}
+	if cfg.InflightWait <= 0 {
+		cfg.InflightWait = 10 * time.Second
+	}
+	return &Limiter{db: db, cfg: cfg, inflight: newInflight(cfg.InflightWait)}
 }
 
 // Config returns the limits in force.
