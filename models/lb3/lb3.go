@@ -46,6 +46,9 @@ func Open(ctx context.Context, src string) (*Store, error) {
 	scheme, _, hasScheme := strings.Cut(src, "://")
 	switch {
 	case !hasScheme:
+		if s, ok, err := openMongoDir(src); ok { // a folder of mongoexport files
+			return s, err
+		}
 		if _, err := openFileCheck(src); err != nil {
 			return nil, err
 		}
