@@ -47,7 +47,7 @@ type mongoDir struct {
 // custom "user" most apps define and the built-in "User" (§0). Ids are
 // assigned over both together, so a token maps to the same integer
 // whichever of the two the import picks.
-var userModelFiles = [...]string{"User", "user"}
+func userModelFiles() []string { return []string{"User", "user"} }
 
 // lb3IDField is the profile key that keeps a user's LoopBack ObjectId.
 const lb3IDField = "lb3Id"
@@ -87,7 +87,7 @@ func openMongoDir(src string) (*Store, bool, error) {
 			m.files[e.Name()] = filepath.Join(src, e.Name())
 		}
 	}
-	if !slices.ContainsFunc(userModelFiles[:], func(model string) bool { return m.files[model+".json"] != "" }) {
+	if !slices.ContainsFunc(userModelFiles(), func(model string) bool { return m.files[model+".json"] != "" }) {
 		return nil, true, &UsageError{fmt.Sprintf("lb3: %s is a folder without User.json or user.json: "+
 			"want a LoopBack memory-connector file, mysql://…, postgres://… or a folder of mongoexport files", src)}
 	}
@@ -105,7 +105,7 @@ func (m *mongoDir) table(_ context.Context, model string) (string, bool, error) 
 	return name, m.files[name] != "", nil
 }
 
-func isUserModel(model string) bool { return slices.Contains(userModelFiles[:], model) }
+func isUserModel(model string) bool { return model == "User" || model == "user" }
 
 func (m *mongoDir) scan(ctx context.Context, names []string, fn func(model string, rec models.Fields) error) error {
 	ids, err := m.idMap(ctx)
@@ -172,7 +172,7 @@ func (m *mongoDir) idMap(ctx context.Context) (*mongoIDs, error) {
 	var maxInt int64
 	type oid struct{ model, hex string }
 	var oids []oid
-	for _, model := range userModelFiles {
+	for _, model := range userModelFiles() {
 		path := m.files[model+".json"]
 		if path == "" {
 			continue
