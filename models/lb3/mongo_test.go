@@ -65,7 +65,7 @@ func TestImportMongo(t *testing.T) {
 			src := filepath.Join("testdata", "mongo", c.dir)
 			users, rep := importMongo(t, src, testdb.DSN(t))
 			if rep.UserModel != c.model || rep.Users != 3 || rep.Sessions != 2 || rep.ResetTokens != 1 || rep.Verifications != 1 ||
-				rep.Skipped[lb3.SkipExpired] != 3 || rep.NotImported["UserIdentity"] != 1 || len(rep.NeedsReset) != 0 {
+				rep.Skipped[lb3.SkipExpired] != 3 || rep.Identities != 1 || len(rep.NeedsReset) != 0 {
 				t.Errorf("report %+v", rep)
 			}
 			for _, mu := range mongoUsers {
