@@ -24,7 +24,7 @@ func importLB3Command() Command {
 	return Command{
 		Name: "import lb3",
 		Args: "SOURCE",
-		Summary: "import a LoopBack 3 store (a memory-connector file, mysql://… or postgres://…) into LATCHKEY_DB, " +
+		Summary: "import a LoopBack 3 store (a memory-connector file, a folder of mongoexport files, mysql://… or postgres://…) into LATCHKEY_DB, " +
 			"keeping ids, passwords and live tokens; flags go before SOURCE",
 		Flags: func(fs *flag.FlagSet) {
 			fs.Bool("dry-run", false, "read and check everything, print the report, write nothing")
