@@ -66,7 +66,7 @@ func Open(ctx context.Context, src string) (*Store, error) {
 		}
 		return &Store{src: s, kind: "postgres"}, nil
 	}
-	return nil, &UsageError{fmt.Sprintf("lb3: unknown source scheme %q: want a memory-connector file path, mysql://… or postgres://…", scheme+"://")}
+	return nil, &UsageError{fmt.Sprintf("lb3: unknown source scheme %q: want a memory-connector file path, a folder of mongoexport files (there is no live MongoDB reader), mysql://… or postgres://…", scheme+"://")}
 }
 
 // Kind is "memory", "mysql" or "postgres".
