@@ -117,9 +117,9 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 // On SQLite it is an immediate transaction on the single writer. Cache
 // invalidations fn recorded (Tx.dropToken, Tx.dropUser) reach this
 // process's caches when it returns, and every other replica's through the
-// change feed; on PostgreSQL Write returns only once its own notification
-// came back, so a client told "logged out" finds the token dead on any
-// replica it asks next.
+// change feed; on PostgreSQL Write returns only once every other replica
+// listening has acknowledged them (at most 1 s: see feed.await), so a
+// client told "logged out" finds the token dead on any replica it asks next.
 func (db *DB) Write(ctx context.Context, now time.Time, fn func(*Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
