@@ -82,7 +82,16 @@ func main() {
 	flag.StringVar(&o.appEnv, "app-env", "", "extra NAME=value settings for the server only, comma-separated (e.g. GOGC=200)")
 	flag.StringVar(&o.postgres, "postgres", "", "also run every scenario on PostgreSQL: the base URL of a server where a database may be created and dropped (e.g. postgres://postgres@127.0.0.1:5432/postgres)")
 	flag.IntVar(&o.logouts, "logouts", 200, "logouts timed per replica count in the PostgreSQL invalidation scenario")
+	lb3Gen := flag.String("lb3-gen", "", "write a LoopBack 3 memory-connector file of -users users and -lb3-tokens tokens (half expired) to this path and exit")
+	lb3Tokens := flag.Int("lb3-tokens", 2_000_000, "access tokens in the -lb3-gen file")
 	flag.Parse()
+	if *lb3Gen != "" {
+		if err := writeLB3(*lb3Gen, o.users, *lb3Tokens); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest: -lb3-gen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if o.rounds < 1 || o.startups < 1 {
 		fmt.Fprintln(os.Stderr, "loadtest: -rounds and -startups must be at least 1")
 		os.Exit(2)
