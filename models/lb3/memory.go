@@ -3,7 +3,6 @@ package lb3
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,10 +17,15 @@ import (
 //
 //	{"ids": {"Model": nextSeq, …}, "models": {"Model": {"<id>": "<record as a JSON string>", …}, …}}
 //
-// It streams: each pass decodes the file token by token and holds one
-// record at a time, so a file of millions of tokens is never in memory.
+// It streams: a pass reads the file byte by byte and holds one record at a
+// time, so a file of millions of tokens is never in memory. The first pass
+// reads (and checks) the whole file and notes where each model's records
+// start; a later pass of the same, unchanged file seeks to the models it
+// wants and reads only those.
 type memoryFile struct {
-	path string
+	path  string
+	index map[string]int64 // model → offset of its '{', after a whole pass
+	stamp [2]int64         // size and modification time the index is of
 }
 
 func (m *memoryFile) describe() string { return m.path }
@@ -39,57 +43,111 @@ func (m *memoryFile) scan(ctx context.Context, names []string, fn func(model str
 		return err
 	}
 	defer f.Close()
-	return scanMemory(ctx, bufio.NewReaderSize(f, 1<<20), names, fn)
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	stamp := [2]int64{fi.Size(), fi.ModTime().UnixNano()}
+	if m.index == nil || m.stamp != stamp {
+		m.index = nil
+		index := map[string]int64{}
+		if err := scanMemoryIndex(ctx, bufio.NewReaderSize(f, 1<<20), names, fn, index); err != nil {
+			return err
+		}
+		m.index, m.stamp = index, stamp
+		return nil
+	}
+	// Only the models asked for, in file order.
+	var want []string
+	for _, n := range names {
+		if _, ok := m.index[n]; ok && !slices.Contains(want, n) {
+			want = append(want, n)
+		}
+	}
+	slices.SortFunc(want, func(a, b string) int { return int(m.index[a] - m.index[b]) })
+	r := bufio.NewReaderSize(f, 1<<20)
+	for _, model := range want {
+		if _, err := f.Seek(m.index[model], io.SeekStart); err != nil {
+			return err
+		}
+		r.Reset(f)
+		if err := scanModel(ctx, &lexer{r: r}, model, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // scanMemory reads a memory-connector file from r and calls fn with each
 // record of the models in names, in file order. Anything that is not the
 // juggler's format is an error naming where it was found.
 func scanMemory(ctx context.Context, r io.Reader, names []string, fn func(model string, rec models.Fields) error) error {
-	dec := json.NewDecoder(r)
-	dec.UseNumber()
-	if err := expectDelim(dec, '{', "the file"); err != nil {
+	return scanMemoryIndex(ctx, bufio.NewReaderSize(r, 1<<16), names, fn, map[string]int64{})
+}
+
+// scanMemoryIndex is scanMemory noting in index where each model's
+// object starts.
+func scanMemoryIndex(ctx context.Context, r *bufio.Reader, names []string, fn func(model string, rec models.Fields) error, index map[string]int64) error {
+	l := &lexer{r: r}
+	if err := l.delim('{', "the file"); err != nil {
 		return err
 	}
 	sawModels := false
-	for dec.More() {
-		key, err := objectKey(dec, "the file")
+	for first := true; ; first = false {
+		more, err := l.more(first, "the file")
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+		key, err := l.key("the file")
 		if err != nil {
 			return err
 		}
 		if key != "models" {
-			if err := skipValue(dec); err != nil {
+			if err := l.skip(); err != nil {
 				return fmt.Errorf("%q: %w", key, truncated(err))
 			}
 			continue
 		}
 		sawModels = true
-		if err := expectDelim(dec, '{', `"models"`); err != nil {
+		if err := l.delim('{', `"models"`); err != nil {
 			return err
 		}
-		for dec.More() {
-			model, err := objectKey(dec, `"models"`)
+		for first := true; ; first = false {
+			more, err := l.more(first, `"models"`)
 			if err != nil {
 				return err
 			}
+			if !more {
+				break
+			}
+			model, err := l.key(`"models"`)
+			if err != nil {
+				return err
+			}
+			if _, err := l.peek(); err == nil {
+				index[model] = l.off
+			}
 			if !slices.Contains(names, model) {
-				if err := skipValue(dec); err != nil {
+				if err := l.skip(); err != nil {
 					return fmt.Errorf("models.%s: %w", model, truncated(err))
 				}
 				continue
 			}
-			if err := scanModel(ctx, dec, model, fn); err != nil {
+			if err := scanModel(ctx, l, model, fn); err != nil {
 				return err
 			}
 		}
-		if err := expectDelim(dec, '}', `"models"`); err != nil {
+		if err := l.delim('}', `"models"`); err != nil {
 			return err
 		}
 	}
-	if err := expectDelim(dec, '}', "the file"); err != nil {
+	if err := l.delim('}', "the file"); err != nil {
 		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := l.peek(); err != io.EOF {
 		return errors.New("not a LoopBack memory file: more data after the top-level object")
 	}
 	if !sawModels {
@@ -99,30 +157,40 @@ func scanMemory(ctx context.Context, r io.Reader, names []string, fn func(model 
 }
 
 // scanModel reads {"<id>": "<record JSON>", …} of one model.
-func scanModel(ctx context.Context, dec *json.Decoder, model string, fn func(string, models.Fields) error) error {
+func scanModel(ctx context.Context, l *lexer, model string, fn func(string, models.Fields) error) error {
 	where := "models." + model
-	if err := expectDelim(dec, '{', where); err != nil {
+	if err := l.delim('{', where); err != nil {
 		return err
 	}
-	for n := 0; dec.More(); n++ {
+	for n := 0; ; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		key, err := objectKey(dec, where)
+		more, err := l.more(n == 0, where)
 		if err != nil {
 			return err
 		}
-		tok, err := dec.Token()
+		if !more {
+			break
+		}
+		key, err := l.key(where)
+		if err != nil {
+			return err
+		}
+		c, err := l.peek()
 		if err != nil {
 			return fmt.Errorf("%s[%q]: %w", where, key, truncated(err))
 		}
-		s, ok := tok.(string)
-		if !ok {
-			return fmt.Errorf("%s[%q]: want the record as a JSON string (the memory connector's format), got %v", where, key, tok)
+		if c != '"' {
+			return fmt.Errorf("%s[%q]: want the record as a JSON string (the memory connector's format), got %q", where, key, c)
 		}
-		rec, err := models.ParseObject([]byte(s))
+		s, err := l.str()
+		if err != nil {
+			return fmt.Errorf("%s[%q]: %w", where, key, truncated(err))
+		}
+		rec, err := parseRecord(s)
 		if err != nil {
 			return fmt.Errorf("%s[%q]: the record is not a JSON object: %w", where, key, err)
 		}
@@ -130,50 +198,7 @@ func scanModel(ctx context.Context, dec *json.Decoder, model string, fn func(str
 			return err
 		}
 	}
-	return expectDelim(dec, '}', where)
-}
-
-func expectDelim(dec *json.Decoder, want json.Delim, where string) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("not a LoopBack memory file: %s: %w", where, truncated(err))
-	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("not a LoopBack memory file: %s: want %q, got %v", where, want, tok)
-	}
-	return nil
-}
-
-func objectKey(dec *json.Decoder, where string) (string, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return "", fmt.Errorf("not a LoopBack memory file: %s: %w", where, truncated(err))
-	}
-	key, ok := tok.(string)
-	if !ok {
-		return "", fmt.Errorf("not a LoopBack memory file: %s: want a member name, got %v", where, tok)
-	}
-	return key, nil
-}
-
-// skipValue reads past one value token by token, holding none of it.
-func skipValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return nil
-		}
-	}
+	return l.delim('}', where)
 }
 
 // truncated words the decoder's end-of-input errors for an operator.
