@@ -3,10 +3,9 @@ package lb3store
 import (
 	"context"
 	"database/sql"
-	"fmt"
+	"github.com/latchkey/latchkey/models/lb3"
 	"net/url"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,39 +27,13 @@ const (
 	postgresStartHint = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 )
 
-// MySQLConfig turns a mysql://user:pass@host:port/db URL, the form
-// LoopBack's connector and `latchkey import lb3` take, into a
-// go-sql-driver configuration (parseTime on, UTC, as the connector writes
-// DATETIME in UTC).
-func MySQLConfig(rawURL string) (*mysql.Config, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "mysql" {
-		return nil, fmt.Errorf("want a mysql:// URL, got %q", redact(rawURL))
-	}
-	cfg := mysql.NewConfig()
-	cfg.User = u.User.Username()
-	cfg.Passwd, _ = u.User.Password()
-	cfg.Net = "tcp"
-	cfg.Addr = u.Host
-	if u.Port() == "" {
-		cfg.Addr = u.Host + ":3306"
-	}
-	cfg.DBName = strings.TrimPrefix(u.Path, "/")
-	cfg.ParseTime = true
-	cfg.Loc = time.UTC
-	cfg.Timeout = connectTimeout
-	return cfg, nil
-}
-
 // OpenMySQL opens the MariaDB/MySQL database at a mysql:// URL.
 func OpenMySQL(rawURL string) (*sql.DB, error) {
-	cfg, err := MySQLConfig(rawURL)
+	cfg, err := lb3.MySQLConfig(rawURL)
 	if err != nil {
 		return nil, err
 	}
+	cfg.Timeout = connectTimeout // tests skip fast when MariaDB is absent
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, err

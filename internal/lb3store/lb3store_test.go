@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"github.com/latchkey/latchkey/models/lb3"
 	"os"
 	"regexp"
 	"slices"
@@ -201,7 +202,7 @@ func TestMakeMySQL(t *testing.T) {
 		return // skipped
 	}
 	// The subtest's cleanup dropped its database.
-	cfg, err := lb3store.MySQLConfig(source)
+	cfg, err := lb3.MySQLConfig(source)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,9 +32,14 @@ type sqlStore struct {
 // connectTimeout: a reachable server answers in milliseconds.
 const connectTimeout = 10 * time.Second
 
-func openMySQL(ctx context.Context, src string) (*sqlStore, error) {
+// MySQLConfig turns a mysql://user:pass@host[:port]/db URL, the form the
+// import takes, into go-sql-driver's configuration: TCP, port 3306 by
+// default, DATETIME read as UTC (the connector writes UTC wall-clock time,
+// lb3-stores.md §2). The database may be empty (an administrative
+// connection); the import itself requires one.
+func MySQLConfig(src string) (*mysql.Config, error) {
 	u, err := url.Parse(src)
-	if err != nil {
+	if err != nil || u.Scheme != "mysql" {
 		return nil, &UsageError{"lb3: the MySQL URL does not parse (want mysql://user:pass@host:3306/db)"}
 	}
 	cfg := mysql.NewConfig()
@@ -46,13 +51,20 @@ func openMySQL(ctx context.Context, src string) (*sqlStore, error) {
 		cfg.Addr = u.Host + ":3306"
 	}
 	cfg.DBName = strings.TrimPrefix(u.Path, "/")
-	if cfg.DBName == "" {
-		return nil, &UsageError{fmt.Sprintf("lb3: %s names no database (want mysql://user:pass@host:3306/db)", models.RedactDSN(src))}
-	}
-	// The connector writes DATETIME as UTC wall-clock time (§2).
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
 	cfg.Timeout = connectTimeout
+	return cfg, nil
+}
+
+func openMySQL(ctx context.Context, src string) (*sqlStore, error) {
+	cfg, err := MySQLConfig(src)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DBName == "" {
+		return nil, &UsageError{fmt.Sprintf("lb3: %s names no database (want mysql://user:pass@host:3306/db)", models.RedactDSN(src))}
+	}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("lb3: %s: %w", models.RedactDSN(src), err)
