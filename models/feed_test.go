@@ -28,6 +28,21 @@ func openReplica(t *testing.T, open func() (*models.DB, error)) replica {
 	return replica{db: db, users: models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), nil, models.Config{Password: models.Policy{MinLength: 8}})}
 }
 
+// openReplicaFeedViaProxy opens a replica whose change feed (alone) goes
+// through a TCP proxy the test can cut or stall.
+func openReplicaFeedViaProxy(t *testing.T, dsn string) (replica, *tcpproxy.Proxy) {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := tcpproxy.New(t, u.Host)
+	r := openReplica(t, func() (*models.DB, error) {
+		return models.OpenPostgresFeedVia(context.Background(), dsn, px.Addr())
+	})
+	return r, px
+}
+
 func (r replica) authOK(t *testing.T, token string) bool {
 	t.Helper()
 	s, err := r.users.Authenticate(context.Background(), token, models.ScopeSession)
@@ -132,14 +147,7 @@ func TestFeedEndsSessionsOnEveryReplica(t *testing.T) {
 // hear other replicas' changes, so it drops its cache and reads the store
 // for every request until the feed is back; then it caches again.
 func TestFeedLostBypassesCache(t *testing.T) {
-	ctx := context.Background()
-	dsn := testdb.Postgres(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := tcpproxy.New(t, u.Host)
-	r := openReplica(t, func() (*models.DB, error) { return models.OpenPostgresFeedVia(ctx, dsn, px.Addr()) })
+	r, px := openReplicaFeedViaProxy(t, testdb.Postgres(t))
 	mustCreate(t, r.users, "email", "bo@example.com", "password", "correct horse battery")
 	waitFeed(t, r.db, true)
 
@@ -230,13 +238,8 @@ func TestPruningRunsOnOneReplicaAtATime(t *testing.T) {
 func TestFeedStalledReplicaStopsTrustingItsCache(t *testing.T) {
 	ctx := context.Background()
 	dsn := testdb.Postgres(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := tcpproxy.New(t, u.Host)
 	a := openReplica(t, func() (*models.DB, error) { return models.Open(ctx, dsn) })
-	b := openReplica(t, func() (*models.DB, error) { return models.OpenPostgresFeedVia(ctx, dsn, px.Addr()) })
+	b, px := openReplicaFeedViaProxy(t, dsn)
 	waitFeed(t, b.db, true)
 	mustCreate(t, a.users, "email", "ann@example.com", "password", "correct horse battery")
 	s := a.login(t, "ann@example.com", "correct horse battery")

@@ -62,6 +62,7 @@ func DefaultLimitConfig() LimitConfig {
 		Login: true, FreeFailures: 5, Delay: time.Second, MaxDelay: 15 * time.Minute,
 		IPBurst: 20, IPPerMinute: 10,
 		Mail: true, MailInterval: time.Minute, MailIPBurst: 20, MailIPPerMinute: 10,
+		InflightWait: 10 * time.Second,
 	}
 }
 
@@ -128,7 +129,7 @@ func NewLimiter(db *DB, cfg LimitConfig) *Limiter {
 		cfg.Now = time.Now
 	}
 	if cfg.InflightWait <= 0 {
-		cfg.InflightWait = 10 * time.Second
+		cfg.InflightWait = d.InflightWait
 	}
 	return &Limiter{db: db, cfg: cfg, inflight: newInflight(cfg.InflightWait)}
 }
