@@ -46,13 +46,13 @@ func copyCommand() Command {
 // summary.
 func copyStores(ctx context.Context, from, to string, force bool, stdout io.Writer) error {
 	if to == "" {
-		return errors.New("copy: --to is required: the store to copy into, e.g. --to postgres://user@host:5432/db")
+		return usage(errors.New("copy: --to is required: the store to copy into, e.g. --to postgres://user@host:5432/db"))
 	}
 	if _, err := models.StoreKind(to); err != nil {
-		return fmt.Errorf("copy --to: %w", err)
+		return usage(fmt.Errorf("copy --to: %w", err))
 	}
 	if to == from {
-		return errors.New("copy: --to names LATCHKEY_DB itself: give another store")
+		return usage(errors.New("copy: --to names LATCHKEY_DB itself: give another store"))
 	}
 	if kind, err := models.StoreKind(from); err == nil && kind == "sqlite" {
 		// Open would make an empty database here, and copy nothing.

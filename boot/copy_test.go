@@ -185,6 +185,12 @@ func TestCopyCommandRefuses(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("got %v, want an error containing %q\n%s", err, c.want, out)
 			}
+			// A command line that cannot run is a usage error (exit 2); a
+			// store that cannot be read or reached is not.
+			_, isUsage := errors.AsType[*boot.UsageError](err)
+			if wantUsage := c.name == "no --to" || c.name == "the same store" || c.name == "an unknown scheme"; isUsage != wantUsage {
+				t.Errorf("usage error = %v, want %v", isUsage, wantUsage)
+			}
 		})
 	}
 
