@@ -73,6 +73,12 @@ func copyTables() []copyTable {
 			{"id", kindInt, 4}, {"provider", kindText, 4}, {"subject", kindText, 4}, {"user_id", kindInt, 4},
 			{"profile", kindText, 4}, {"created", kindInt, 4}, {"updated", kindInt, 4},
 		}},
+		{name: "user_aliases", key: "alias", since: 5, cols: []copyColumn{
+			{"alias", kindText, 5}, {"user_id", kindInt, 5},
+		}},
+		{name: "import_ledger", key: "kind, key", since: 5, cols: []copyColumn{
+			{"kind", kindText, 5}, {"key", kindBlob, 5}, {"fp", kindInt, 5},
+		}},
 		{name: "throttle", key: "key", since: 2, cols: []copyColumn{
 			{"key", kindBlob, 2}, {"n", kindReal, 2}, {"at", kindInt, 2}, {"expires", kindInt, 2},
 		}},

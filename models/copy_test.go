@@ -90,6 +90,19 @@ func makeCopySource(t *testing.T, extra int) copySource {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Bob came from a LoopBack MongoDB store: an alias, and the ledger an
+	// import leaves.
+	err = db.Write(ctx, fx.clk.Now(), func(tx *models.Tx) error {
+		if err := tx.ImportUsers(ctx, []models.ImportUser{{ID: 500, Email: "mongo@example.com", PasswordHash: "$2a$04$x",
+			Alias: "5f1d7c2e9b1e8a0012345678"}}); err != nil {
+			return err
+		}
+		return tx.RecordImported(ctx, []models.LedgerEntry{{Kind: models.LedgerUser, User: 500, FP: 1 << 63},
+			{Kind: models.LedgerToken, Hash: models.Digest("gone")}, {Kind: models.LedgerIdentity, ID: models.IdentityKey{Provider: "google", Subject: "1"}}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if n, err := u.DeleteUser(ctx, carol.ID, meta); err != nil || n != 1 {
 		t.Fatalf("delete carol: %d, %v", n, err)
 	}
@@ -107,7 +120,7 @@ func makeCopySource(t *testing.T, extra int) copySource {
 
 // copiedTables are the tables a copy must carry, with their keys.
 var copiedTables = [][2]string{{"users", "id"}, {"access_tokens", "digest"}, {"verification_tokens", "digest"},
-	{"identities", "id"}, {"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
+	{"identities", "id"}, {"user_aliases", "alias"}, {"import_ledger", "kind, key"}, {"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
 
 // dumpTables is every row of every table, as text, in key order, each
 // table led by its column names: two stores hold the same data when their
@@ -256,13 +269,13 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 		t.Errorf("outbox on the target %+v, %v; want the reset mail pending", ms, err)
 	}
 	dave := mustCreate(t, u, "email", "dave@example.com", "password", "golden-valley-12")
-	if dave.ID != 4 { // carol had 3 before she left
-		t.Errorf("a new sign-up on the target got id %d, want 4", dave.ID)
+	if dave.ID != 501 { // the imported user has 500
+		t.Errorf("a new sign-up on the target got id %d, want 501", dave.ID)
 	}
 
 	before := dumpTables(t, dst)
-	if _, err := models.Copy(ctx, src, dst, models.CopyOptions{}); !errors.Is(err, models.ErrTargetNotEmpty) || !strings.Contains(err.Error(), "users 3") {
-		t.Fatalf("a second copy: %v, want ErrTargetNotEmpty naming users 3", err)
+	if _, err := models.Copy(ctx, src, dst, models.CopyOptions{}); !errors.Is(err, models.ErrTargetNotEmpty) || !strings.Contains(err.Error(), "users 4") {
+		t.Fatalf("a second copy: %v, want ErrTargetNotEmpty naming users 4", err)
 	}
 	sameDump(t, "after a refused copy", dumpTables(t, dst), before)
 
@@ -270,12 +283,12 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Deleted) == 0 || st.Deleted[0] != (models.TableCount{Table: "users", Rows: 3}) {
-		t.Errorf("forced copy deleted %+v, want users 3 first", st.Deleted)
+	if len(st.Deleted) == 0 || st.Deleted[0] != (models.TableCount{Table: "users", Rows: 4}) {
+		t.Errorf("forced copy deleted %+v, want users 4 first", st.Deleted)
 	}
 	sameDump(t, "after a forced copy", dumpTables(t, dst), want)
-	if erin := mustCreate(t, accountService(dst, fx.clk), "email", "erin@example.com", "password", "silver-harbor-12"); erin.ID != 5 {
-		t.Errorf("after the forced copy a sign-up got id %d, want 5 (the sequence never moves back)", erin.ID)
+	if erin := mustCreate(t, accountService(dst, fx.clk), "email", "erin@example.com", "password", "silver-harbor-12"); erin.ID != 502 {
+		t.Errorf("after the forced copy a sign-up got id %d, want 502 (the sequence never moves back)", erin.ID)
 	}
 }
 
@@ -360,8 +373,8 @@ func TestCopyRoundTrip(t *testing.T) {
 	if got, want := indexDefs(t, back), indexDefs(t, src); got != want {
 		t.Errorf("indexes after the round trip:\n%s\nwant:\n%s", got, want)
 	}
-	if dave := mustCreate(t, accountService(back, fx.clk), "email", "dave@example.com", "password", "golden-valley-12"); dave.ID != 4 {
-		t.Errorf("a sign-up after the round trip got id %d, want 4", dave.ID)
+	if dave := mustCreate(t, accountService(back, fx.clk), "email", "dave@example.com", "password", "golden-valley-12"); dave.ID != 501 {
+		t.Errorf("a sign-up after the round trip got id %d, want 501", dave.ID)
 	}
 }
 

@@ -54,6 +54,10 @@ type ImportUser struct {
 	// (LoopBack Passport's <id>@loopback.<provider>.com): it gets no mail
 	// and never matches for account linking (User.EmailPlaceholder).
 	EmailPlaceholder bool
+	// Alias is another id the user is known by (a LoopBack MongoDB
+	// ObjectId, lower-case hex): /api/users/<alias> resolves to the user.
+	// "" when none.
+	Alias string
 }
 
 // ImportToken is an access token (a session or a reset token) as another
@@ -108,6 +112,8 @@ func (t *Tx) ImportUsers(ctx context.Context, users []ImportUser) error {
 	w := t.newRowWriter("users", []string{"id", "email", "email_key", "username", "username_key", "password_hash",
 		"password_nfkc", "email_verified", "realm", "profile", "created", "updated", "disabled_at", "email_placeholder"})
 	defer w.discard()
+	aliases := t.newRowWriter("user_aliases", []string{"alias", "user_id"})
+	defer aliases.discard()
 	for i := range users {
 		u := &users[i]
 		switch {
@@ -141,9 +147,17 @@ func (t *Tx) ImportUsers(ctx context.Context, users []ImportUser) error {
 		if err != nil {
 			return fmt.Errorf("models: import users (near id %d): %w", u.ID, err)
 		}
+		if u.Alias != "" {
+			if err := aliases.add(ctx, u.Alias, u.ID); err != nil {
+				return fmt.Errorf("models: import users (near id %d): %w", u.ID, err)
+			}
+		}
 	}
 	if err := w.close(ctx); err != nil {
 		return fmt.Errorf("models: import users: %w", err)
+	}
+	if err := aliases.close(ctx); err != nil {
+		return fmt.Errorf("models: import user aliases: %w", err)
 	}
 	if err := t.bumpIdentity(ctx, "users", 0); err != nil {
 		return fmt.Errorf("models: import users: %w", err)
