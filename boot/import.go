@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +35,8 @@ func importLB3Command() Command {
 			fs.String("token-model", "", `the LoopBack token model to read (default "AccessToken")`)
 			fs.String("identity-model", "", `the Passport login identity model to read (default "UserIdentity")`)
 			fs.String("credential-model", "", `the Passport linked-account model to read (default "UserCredential")`)
+			fs.String("duplicates-csv", "", "with --skip-duplicates, where to write the case-duplicate groups left out (default lb3-duplicates.csv)")
+			fs.String("id-map", "", "a MongoDB export: write each user's ObjectId and the integer id it got to this CSV file")
 			fs.String("provider", "", "map LoopBack provider keys to provider ids: google-login=google,facebook-login=facebook "+
 				"(default: the key without a -login or -link suffix)")
 		},
@@ -74,6 +77,9 @@ func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.W
 		return fmt.Errorf("import lb3: %w", err)
 	}
 	defer store.Close()
+	if fs.Lookup("id-map").Value.String() != "" && store.Kind() != "mongo" {
+		return usage(fmt.Errorf("import lb3: --id-map is for a MongoDB export; %s users keep their integer ids", store.Kind()))
+	}
 
 	fmt.Fprintf(stdout, "import lb3: reading %s (%s)\n", models.RedactDSN(source), store.Kind())
 	p := newCopyProgress(stdout)
@@ -92,6 +98,33 @@ func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.W
 			p.update(models.CopyProgress{Table: g.Phase, Done: g.Done, Total: g.Total, AllDone: g.Done, AllTotal: g.Total})
 		},
 	}
+	// A SQLite file that does not exist yet is filled without a journal
+	// (models.ImportOptions.Unsafe): about twice as fast, and safe only
+	// because nothing else holds it and a failed import removes the file,
+	// which leaves the target as it was (absent). A target that exists
+	// (and PostgreSQL) gets the ordinary transaction, and its import
+	// ledger makes this run a delta against the earlier ones.
+	fresh := ""
+	if kind, _ := models.StoreKind(cfg.DB); kind == "sqlite" {
+		path := strings.TrimPrefix(cfg.DB, "file:")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			fresh = path
+		}
+	}
+	var db *models.DB
+	if fresh == "" {
+		if db, err = models.Open(ctx, cfg.DB); err != nil {
+			return fmt.Errorf("import lb3: the target (LATCHKEY_DB %s): %w", models.RedactDSN(cfg.DB), err)
+		}
+		defer func() { db.Close() }()
+		if opts.Ledger, err = db.ReadImportLedger(ctx); err != nil {
+			return fmt.Errorf("import lb3: the target (LATCHKEY_DB %s): %w", models.RedactDSN(cfg.DB), err)
+		}
+		if !opts.Ledger.Empty() {
+			fmt.Fprintf(stdout, "import lb3: the target holds %d users (%d imported before): this run is a delta\n",
+				opts.Ledger.UserCount, len(opts.Ledger.Users))
+		}
+	}
 	plan, err := store.Check(ctx, opts)
 	if err != nil {
 		p.end(false)
@@ -100,28 +133,28 @@ func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.W
 		}
 		return fmt.Errorf("import lb3: refused, nothing was written: %w", err)
 	}
+	if err := writeSideFiles(ctx, fs, store, plan.Report()); err != nil {
+		return err
+	}
 	if dry {
-		printImportReport(stdout, plan.Report(), cfg, "would import")
+		rep := plan.Report()
+		if !opts.Ledger.Empty() {
+			if rep, err = plan.DryRun(ctx); err != nil {
+				p.end(false)
+				return fmt.Errorf("import lb3: refused, nothing was written: %w", err)
+			}
+		}
+		p.end(true)
+		printImportReport(stdout, rep, cfg, "would import")
 		fmt.Fprintln(stdout, "import lb3: --dry-run: nothing was written")
 		return nil
 	}
 
-	// A SQLite file that does not exist yet is filled without a journal
-	// (models.ImportOptions.Unsafe): about twice as fast, and safe only
-	// because nothing else holds it and a failed import removes the file,
-	// which leaves the target as it was (absent). A target that holds
-	// anything, and PostgreSQL, get the ordinary transaction.
-	fresh := ""
-	if kind, _ := models.StoreKind(cfg.DB); kind == "sqlite" {
-		path := strings.TrimPrefix(cfg.DB, "file:")
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			fresh = path
+	if fresh != "" {
+		if db, err = models.OpenImport(ctx, cfg.DB, models.ImportOptions{Unsafe: true}); err != nil {
+			removeFresh(fresh)
+			return fmt.Errorf("import lb3: the target (LATCHKEY_DB %s): %w", models.RedactDSN(cfg.DB), err)
 		}
-	}
-	db, err := models.OpenImport(ctx, cfg.DB, models.ImportOptions{Unsafe: fresh != ""})
-	if err != nil {
-		removeFresh(fresh)
-		return fmt.Errorf("import lb3: the target (LATCHKEY_DB %s): %w", models.RedactDSN(cfg.DB), err)
 	}
 	var rep lb3.Report
 	err = db.Write(ctx, time.Now(), func(tx *models.Tx) error {
@@ -131,8 +164,10 @@ func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.W
 	})
 	p.end(err == nil)
 	if err != nil {
-		db.Close()
-		removeFresh(fresh)
+		if fresh != "" {
+			db.Close()
+			removeFresh(fresh)
+		}
 		return fmt.Errorf("import lb3: failed, nothing was written (the target is as it was): %w", err)
 	}
 	if fresh != "" { // back to WAL mode and the usual settings
@@ -142,8 +177,8 @@ func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.W
 		if db, err = models.Open(ctx, cfg.DB); err != nil {
 			return fmt.Errorf("import lb3: reopen the target (LATCHKEY_DB %s): %w", models.RedactDSN(cfg.DB), err)
 		}
+		defer db.Close()
 	}
-	defer db.Close()
 	if err := db.Analyze(ctx); err != nil {
 		fmt.Fprintf(stdout, "import lb3: imported, but refreshing the planner's statistics failed: %v\n", err)
 	}
@@ -168,6 +203,13 @@ func printImportReport(w io.Writer, r lb3.Report, cfg Config, verb string) {
 	fmt.Fprintf(w, "  identities           %d (Passport logins; provider tokens dropped)\n", r.Identities)
 	fmt.Fprintf(w, "  linked identities    %d (Passport linked accounts, as identities; provider tokens dropped)\n", r.LinkedIdentities)
 	fmt.Fprintf(w, "  placeholder emails   %d (…@loopback.<provider>.com: marked, never mailed, never matched for linking)\n", r.Placeholders)
+	if r.Updated > 0 || r.Unchanged > 0 || len(r.Removed) > 0 {
+		fmt.Fprintf(w, "  users updated        %d (changed in the source since the last run)\n", r.Updated)
+		fmt.Fprintf(w, "  unchanged            %d (users, tokens, links and identities as the last run left them)\n", r.Unchanged)
+		for _, reason := range slices.Sorted(maps.Keys(r.Removed)) {
+			fmt.Fprintf(w, "  removed    %8d  %s\n", r.Removed[reason], reason)
+		}
+	}
 	if len(r.Skipped) > 0 {
 		fmt.Fprintln(w, "  skipped:")
 		for _, reason := range slices.Sorted(maps.Keys(r.Skipped)) {
@@ -221,4 +263,48 @@ func removeFresh(path string) {
 	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 		os.Remove(p)
 	}
+}
+
+// writeSideFiles writes the CSV files the flags ask for: the case-duplicate
+// groups left out (--skip-duplicates; --duplicates-csv names the file) and
+// a MongoDB export's ObjectId → id map (--id-map). They hold ids, emails
+// and counts; never a password, hash or token.
+func writeSideFiles(ctx context.Context, fs *flag.FlagSet, store *lb3.Store, rep lb3.Report) error {
+	dupPath := fs.Lookup("duplicates-csv").Value.String()
+	if dupPath == "" && fs.Lookup("skip-duplicates").Value.String() == "true" && len(rep.Duplicates) > 0 {
+		dupPath = "lb3-duplicates.csv"
+	}
+	if dupPath != "" {
+		if err := writeFileWith(dupPath, func(w io.Writer) error { return lb3.WriteDuplicates(w, rep.Duplicates) }); err != nil {
+			return fmt.Errorf("import lb3: the duplicates CSV: %w", err)
+		}
+	}
+	if idPath := fs.Lookup("id-map").Value.String(); idPath != "" {
+		ids, err := store.MongoIDs(ctx)
+		if err != nil {
+			return fmt.Errorf("import lb3: the id map: %w", err)
+		}
+		if err := writeFileWith(idPath, func(w io.Writer) error { return lb3.WriteMongoIDs(w, ids) }); err != nil {
+			return fmt.Errorf("import lb3: the id map: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeFileWith writes path through fn, replacing it only when fn
+// succeeds.
+func writeFileWith(path string, fn func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".lb3-*.csv")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := fn(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

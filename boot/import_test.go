@@ -3,6 +3,7 @@ package boot_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,9 +82,16 @@ func TestImportLB3Command(t *testing.T) {
 		}
 	}
 
-	out, err = runImport(t, target, "--skip-duplicates", "--allow-eternal-tokens", "--provider", "google-login=google", f.Source)
+	dupCSV := filepath.Join(t.TempDir(), "dups.csv")
+	out, err = runImport(t, target, "--skip-duplicates", "--duplicates-csv", dupCSV, "--allow-eternal-tokens", "--provider", "google-login=google", f.Source)
 	if err != nil || !strings.Contains(out, "imported from") {
 		t.Fatalf("import: %v\n%s", err, out)
+	}
+	ann := f.Duplicates[0].Users
+	wantCSV := fmt.Sprintf("group,id,email,verified,live_tokens,identities,last_token\nann@x.com,%d,%s,true,1,0,", ann[0].ID, ann[0].Email)
+	if b, err := os.ReadFile(dupCSV); err != nil || !strings.HasPrefix(string(b), wantCSV) ||
+		!strings.Contains(string(b), fmt.Sprintf("\nann@x.com,%d,%s,false,0,0,\n", ann[1].ID, ann[1].Email)) {
+		t.Errorf("the duplicates CSV: %v\n%s", err, b)
 	}
 	for _, line := range []string{"users                4", "reset tokens         1", "verification links   1",
 		"identities           1", "linked identities    1", "placeholder emails   1", "not imported (Latchkey has no roles): Role 1, RoleMapping 1"} {
@@ -114,5 +122,27 @@ func TestImportLB3Command(t *testing.T) {
 	gil, id := f.User(t, "gil"), f.Identities[0]
 	if who, err := u.FindUserByIdentity(ctx, "google", id.ExternalID); err != nil || who.ID != gil.ID || !who.EmailPlaceholder {
 		t.Errorf("gil by his Google identity: %+v, %v", who, err)
+	}
+
+	// Run again on the same source: a delta with nothing to do.
+	before := tableCounts(t, target)
+	for _, dry := range []bool{true, false} {
+		args := []string{"--skip-duplicates", "--allow-eternal-tokens", "--provider", "google-login=google", f.Source}
+		if dry {
+			args = append([]string{"--dry-run"}, args...)
+		}
+		out, err = runImport(t, target, args...)
+		if err != nil || !strings.Contains(out, "this run is a delta") || !strings.Contains(out, "users                0\n") ||
+			!strings.Contains(out, "users updated        0") || strings.Contains(out, "removed") {
+			t.Errorf("a second run (dry %t): %v\n%s", dry, err, out)
+		}
+	}
+	if after := tableCounts(t, target); after != before {
+		t.Errorf("a second run changed the target: %s, was %s", after, before)
+	}
+	if _, err := runImport(t, target, "--id-map", filepath.Join(t.TempDir(), "ids.csv"), f.Source); err == nil {
+		t.Error("--id-map on a memory file accepted")
+	} else if _, ok := errors.AsType[*boot.UsageError](err); !ok {
+		t.Errorf("--id-map on a memory file: %v is not a usage error", err)
 	}
 }

@@ -45,6 +45,25 @@ type ImportLedger struct {
 	Aliases   map[string]int64 // every alias in the target → its user id
 	MaxUserID int64            // the target's largest user id, imported or not
 	UserCount int64            // the target's users, imported or not
+
+	ids    map[int64]bool   // every user id in the target
+	native map[string]int64 // EmailKey → id of the target's users that no import brought
+}
+
+// Imported says whether an earlier import brought the user id in.
+func (l *ImportLedger) Imported(id int64) bool {
+	_, ok := l.Users[id]
+	return ok
+}
+
+// Exists says whether the target has a user with this id.
+func (l *ImportLedger) Exists(id int64) bool { return l.ids[id] }
+
+// Native is the id of a user the target has by email (without case) that
+// no import brought: one who signed up here.
+func (l *ImportLedger) Native(email string) (int64, bool) {
+	id, ok := l.native[EmailKey(email)]
+	return id, ok
 }
 
 // Empty: no earlier import and no user at all (a first import into a new
@@ -112,6 +131,27 @@ func (db *DB) ReadImportLedger(ctx context.Context) (*ImportLedger, error) {
 		return nil, fmt.Errorf("models: read the import ledger: %w", err)
 	}
 	rows.Close()
+	urows, err := db.Query(ctx, `SELECT id, email_key FROM users`)
+	if err != nil {
+		return nil, fmt.Errorf("models: read the target's users: %w", err)
+	}
+	defer urows.Close()
+	l.ids, l.native = make(map[int64]bool, l.UserCount), map[string]int64{}
+	for urows.Next() {
+		var id int64
+		var key string
+		if err := urows.Scan(&id, &key); err != nil {
+			return nil, fmt.Errorf("models: read the target's users: %w", err)
+		}
+		l.ids[id] = true
+		if _, ok := l.Users[id]; !ok {
+			l.native[key] = id
+		}
+	}
+	if err := urows.Err(); err != nil {
+		return nil, fmt.Errorf("models: read the target's users: %w", err)
+	}
+	urows.Close()
 	arows, err := db.Query(ctx, `SELECT alias, user_id FROM user_aliases`)
 	if err != nil {
 		return nil, fmt.Errorf("models: read the user aliases: %w", err)

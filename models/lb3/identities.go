@@ -101,24 +101,21 @@ func (p *Plan) identityModels(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// identityKey is (provider, subject) as one map key.
-type identityKey struct{ provider, subject string }
-
 // identitySeen finds the same (provider, subject) twice: for the same user
 // a repeat is skipped (a login identity also linked), for two users it is
 // an error, since Latchkey's identity names one account.
 type identitySeen struct {
-	users map[identityKey]int64
-	where map[identityKey]string
+	users map[models.IdentityKey]int64
+	where map[models.IdentityKey]string
 }
 
 func newIdentitySeen() *identitySeen {
-	return &identitySeen{users: map[identityKey]int64{}, where: map[identityKey]string{}}
+	return &identitySeen{users: map[models.IdentityKey]int64{}, where: map[models.IdentityKey]string{}}
 }
 
 // add says whether id is new; a repeat for another user is an error.
 func (s *identitySeen) add(id models.Identity, model, recID string) (bool, error) {
-	k := identityKey{id.Provider, id.Subject}
+	k := models.IdentityKey{Provider: id.Provider, Subject: id.Subject}
 	if uid, ok := s.users[k]; ok {
 		if uid != id.UserID {
 			return false, &RecordError{Model: model, ID: recID, Err: fmt.Errorf(
@@ -185,23 +182,25 @@ func (p *Plan) countIdentities() {
 	}
 }
 
-// writeIdentities sends every identity of an imported user into tx, in
-// batches. Users are in tx already.
-func (p *Plan) writeIdentities(ctx context.Context, tx *models.Tx, rep *Report, done *int64, total int64) error {
+// writeIdentities sends every identity of an imported user that is not
+// in the target yet into d's transaction, in batches. Users are in it
+// already.
+func (p *Plan) writeIdentities(ctx context.Context, d *delta) error {
 	names, err := p.identityModels(ctx)
 	if err != nil || len(names) == 0 {
 		return err
 	}
+	rep, led := d.rep, d.led
 	seen := newIdentitySeen()
 	batch := make([]models.Identity, 0, batchRows)
 	flush := func() error {
-		if err := tx.ImportIdentities(ctx, batch); err != nil {
-			return err
+		if !d.dry() {
+			if err := d.tx.ImportIdentities(ctx, batch); err != nil {
+				return err
+			}
 		}
-		*done += int64(len(batch))
-		p.progress("write", *done, total)
 		batch = batch[:0]
-		return nil
+		return d.flushLedger(ctx)
 	}
 	err = p.store.src.scan(ctx, names, func(model string, rec models.Fields) error {
 		id, recID, err := p.convertIdentity(model, rec)
@@ -214,14 +213,26 @@ func (p *Plan) writeIdentities(ctx context.Context, tx *models.Tx, rep *Report, 
 				Err: fmt.Errorf("an identity of user %d, who is not in %s (the source changed during the import?)", id.UserID, p.report.UserModel)}
 		}
 		fresh, err := seen.add(id, model, recID)
-		switch {
-		case err != nil:
+		if err != nil {
 			return err
-		case !fresh:
+		}
+		if !fresh {
 			rep.Skipped[SkipSameIdentity]++
 			return nil
+		}
+		d.step()
+		k := models.IdentityKey{Provider: id.Provider, Subject: id.Subject}
+		if _, ok := led.Identities[k]; ok {
+			led.Identities[k] = true
+			rep.Unchanged++
+			return nil
+		}
+		switch {
 		case u.skip:
 			rep.Skipped[SkipDuplicateIdentity]++
+			return nil
+		case led.Imported(id.UserID) && !led.Exists(id.UserID):
+			rep.Skipped[SkipDeletedHere]++
 			return nil
 		case model == p.opts.IdentityModel:
 			rep.Identities++
@@ -229,6 +240,7 @@ func (p *Plan) writeIdentities(ctx context.Context, tx *models.Tx, rep *Report, 
 			rep.LinkedIdentities++
 		}
 		batch = append(batch, id)
+		d.note(models.LedgerEntry{Kind: models.LedgerIdentity, ID: k})
 		if len(batch) == batchRows {
 			return flush()
 		}

@@ -37,6 +37,9 @@ type userInfo struct {
 	live     int
 	last     time.Time
 	skip     bool // a duplicate, left out under SkipDuplicates
+	// placeholder: the address is Passport's invention; link: the user
+	// has a pending verification link.
+	placeholder, link bool
 
 	identities, linked int // Passport UserIdentity and UserCredential rows
 }
@@ -65,6 +68,9 @@ func (s *Store) Check(ctx context.Context, opts Options) (*Plan, error) {
 	}
 	if opts.CredentialModel == "" {
 		opts.CredentialModel = "UserCredential"
+	}
+	if m, ok := s.src.(*mongoDir); ok && opts.Ledger != nil {
+		m.keep(opts.Ledger.Aliases, opts.Ledger.MaxUserID)
 	}
 	p := &Plan{store: s, opts: opts}
 	rep := &p.report
@@ -101,6 +107,11 @@ func (s *Store) Check(ctx context.Context, opts Options) (*Plan, error) {
 		}
 	}
 	found := map[string]map[int64]*userInfo{}
+	type userNotes struct {
+		needsReset []int64
+		trimmed    []Trimmed
+	}
+	notes := map[string]*userNotes{}
 	var read int64
 	err := s.src.scan(ctx, counted, func(model string, rec models.Fields) error {
 		read++
@@ -109,17 +120,22 @@ func (s *Store) Check(ctx context.Context, opts Options) (*Plan, error) {
 			rep.NotImported[model]++
 			return nil
 		}
-		u, _, err := p.convertUser(model, rec)
+		nr, nt := len(rep.NeedsReset), len(rep.Trimmed)
+		u, link, err := p.convertUser(model, rec)
 		if err != nil {
 			return err
 		}
 		if found[model] == nil {
-			found[model] = map[int64]*userInfo{}
+			found[model], notes[model] = map[int64]*userInfo{}, &userNotes{}
 		}
+		n := notes[model]
+		n.needsReset, n.trimmed = append(n.needsReset, rep.NeedsReset[nr:]...), append(n.trimmed, rep.Trimmed[nt:]...)
+		rep.NeedsReset, rep.Trimmed = rep.NeedsReset[:nr], rep.Trimmed[:nt]
 		if _, dup := found[model][u.ID]; dup {
 			return &RecordError{Model: model, ID: strconv.FormatInt(u.ID, 10), Err: errors.New("a second record with this id")}
 		}
-		found[model][u.ID] = &userInfo{email: u.Email, verified: u.EmailVerified != nil && *u.EmailVerified}
+		found[model][u.ID] = &userInfo{email: u.Email, verified: u.EmailVerified != nil && *u.EmailVerified,
+			placeholder: u.EmailPlaceholder, link: link != nil}
 		return nil
 	})
 	if err != nil {
@@ -145,9 +161,11 @@ func (s *Store) Check(ctx context.Context, opts Options) (*Plan, error) {
 	if p.users == nil {
 		p.users = map[int64]*userInfo{}
 	}
-	// Rebuild the user report counts (NeedsReset, Trimmed) for the chosen
-	// model only: convertUser recorded them for every candidate.
-	rep.NeedsReset, rep.Trimmed = nil, nil
+	// The notes convertUser made (NeedsReset, Trimmed), for the chosen
+	// model only.
+	if n := notes[rep.UserModel]; n != nil {
+		rep.NeedsReset, rep.Trimmed = n.needsReset, n.trimmed
+	}
 	if err := p.checkTokens(ctx, &read); err != nil {
 		return nil, err
 	}
@@ -158,31 +176,23 @@ func (s *Store) Check(ctx context.Context, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	p.countIdentities()
-	// The counts Write will reach, for a dry run.
-	err = s.src.scan(ctx, []string{rep.UserModel}, func(model string, rec models.Fields) error {
-		u, link, err := p.convertUser(model, rec)
-		if err != nil {
-			return err
-		}
+	// The counts a first import reaches (a re-run's are DryRun's).
+	for _, u := range p.users {
 		switch {
-		case p.users[u.ID].skip:
+		case u.skip:
 			rep.Skipped[SkipDuplicateUser]++
-			if link != nil {
+			if u.link {
 				rep.Skipped[SkipDuplicateLink]++
 			}
 		default:
 			rep.Users++
-			if u.EmailPlaceholder {
+			if u.placeholder {
 				rep.Placeholders++
 			}
-			if link != nil {
+			if u.link {
 				rep.Verifications++
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	rep.Elapsed = time.Since(start)
 	return p, nil
@@ -268,14 +278,25 @@ func (p *Plan) findDuplicates() error {
 }
 
 // Write carries the plan out inside tx: users (with their verification
-// links), then tokens, in batches. Call it inside one models.DB.Write, so
-// a failure leaves the target as it was. The report counts what was
-// written.
+// links and aliases), then identities, then tokens, in batches, each noted
+// in the import ledger. Call it inside one models.DB.Write, so a failure
+// leaves the target as it was. The report counts what was written.
 //
-// The users and access_tokens tables go without their secondary indexes
-// while the rows go in (models.Tx.WithoutIndexes): building each index once
-// at the end costs far less than a million inserts at random places in it.
+// Against a target that earlier imports filled (Options.Ledger), Write is
+// a delta: users the source changed since are updated, new users, tokens,
+// links and identities added, and what the source no longer has (a
+// LoopBack logout, a deleted user, a used link) removed here too. What the
+// ledger says was imported and this target has since logged out or
+// deleted stays gone. A second run on the same source changes nothing.
+//
+// Into an empty target the users and access_tokens tables go without
+// their secondary indexes while the rows go in (models.Tx.WithoutIndexes):
+// building each index once at the end costs far less than a million
+// inserts at random places in it.
 func (p *Plan) Write(ctx context.Context, tx *models.Tx) (rep Report, err error) {
+	if !p.opts.Ledger.Empty() {
+		return p.write(ctx, tx)
+	}
 	err = tx.WithoutIndexes(ctx, "users", func() error {
 		return tx.WithoutIndexes(ctx, "access_tokens", func() error {
 			rep, err = p.write(ctx, tx)
@@ -285,35 +306,122 @@ func (p *Plan) Write(ctx context.Context, tx *models.Tx) (rep Report, err error)
 	return rep, err
 }
 
+// DryRun is the report Write would make, without writing: for a re-run,
+// what would be added, updated and removed.
+func (p *Plan) DryRun(ctx context.Context) (Report, error) {
+	return p.write(ctx, nil)
+}
+
+// delta is one Write (or DryRun) pass: the target's ledger, and what is
+// waiting to go into tx. A nil tx writes nothing and only counts.
+type delta struct {
+	p      *Plan
+	tx     *models.Tx
+	led    *models.ImportLedger
+	rep    *Report
+	done   int64
+	total  int64
+	ledger []models.LedgerEntry
+}
+
+func (d *delta) dry() bool { return d.tx == nil }
+
+// step counts one record handled, for the progress bar.
+func (d *delta) step() {
+	d.done++
+	d.p.progress("write", d.done, d.total)
+}
+
+// note queues a ledger entry, sent with the next flush.
+func (d *delta) note(e models.LedgerEntry) {
+	if !d.dry() {
+		d.ledger = append(d.ledger, e)
+	}
+}
+
+func (d *delta) flushLedger(ctx context.Context) error {
+	if d.dry() || len(d.ledger) == 0 {
+		return nil
+	}
+	err := d.tx.RecordImported(ctx, d.ledger)
+	d.ledger = d.ledger[:0]
+	return err
+}
+
 func (p *Plan) write(ctx context.Context, tx *models.Tx) (Report, error) {
 	start := time.Now()
 	plan := p.report
 	rep := Report{Source: plan.Source, UserModel: plan.UserModel, TokenModel: plan.TokenModel,
-		Skipped: map[string]int64{}, NotImported: plan.NotImported, Duplicates: plan.Duplicates}
-	total := plan.Users + plan.Identities + plan.LinkedIdentities + plan.Sessions + plan.ResetTokens
-	var done int64
+		Skipped: map[string]int64{}, Removed: map[string]int64{}, NotImported: plan.NotImported, Duplicates: plan.Duplicates}
+	led := p.opts.Ledger
+	if led == nil {
+		led = &models.ImportLedger{}
+	}
+	led.ClearMarks()
+	d := &delta{p: p, tx: tx, led: led, rep: &rep, ledger: make([]models.LedgerEntry, 0, 2*batchRows),
+		total: plan.Users + plan.Identities + plan.LinkedIdentities + plan.Sessions + plan.ResetTokens}
 	// convertUser notes hashes and profiles in p.report as it goes: take
 	// this pass's notes, leave Check's as they were.
 	nr, nt := len(p.report.NeedsReset), len(p.report.Trimmed)
 	defer func() { p.report.NeedsReset, p.report.Trimmed = p.report.NeedsReset[:nr], p.report.Trimmed[:nt] }()
+	if err := d.users(ctx); err != nil {
+		return rep, err
+	}
+	rep.NeedsReset = slices.Clone(p.report.NeedsReset[nr:])
+	rep.Trimmed = slices.Clone(p.report.Trimmed[nt:])
+	if err := p.writeIdentities(ctx, d); err != nil {
+		return rep, err
+	}
+	if err := d.tokens(ctx); err != nil {
+		return rep, err
+	}
+	if err := d.removeGone(ctx); err != nil {
+		return rep, err
+	}
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+// users is the users pass: new users go in (in batches into an empty
+// target, one by one into one that has users, so a clash names its user),
+// changed ones are updated, unchanged ones left alone.
+func (d *delta) users(ctx context.Context) error {
+	p, led, rep := d.p, d.led, d.rep
+	batched := led.Empty()
 	users := make([]models.ImportUser, 0, batchRows)
 	links := make([]models.ImportVerification, 0, batchRows)
-	flushUsers := func() error {
-		if err := tx.ImportUsers(ctx, users); err != nil {
+	flush := func() error {
+		if d.dry() {
+			users, links = users[:0], links[:0]
+			return nil
+		}
+		if err := d.tx.ImportUsers(ctx, users); err != nil {
+			if len(users) == 1 {
+				return &RecordError{Model: p.report.UserModel, ID: strconv.FormatInt(users[0].ID, 10), Err: fmt.Errorf(
+					"its id, email or username belongs to a user here who was not imported (signed up after the first import?); "+
+						"resolve it by hand: %w", err)}
+			}
 			return err
 		}
-		if err := tx.ImportVerifications(ctx, links); err != nil {
+		if err := d.tx.ImportVerifications(ctx, links); err != nil {
 			return err
 		}
-		done += int64(len(users))
-		p.progress("write", done, total)
 		users, links = users[:0], links[:0]
-		return nil
+		return d.flushLedger(ctx)
 	}
-	err := p.store.src.scan(ctx, []string{plan.UserModel}, func(model string, rec models.Fields) error {
+	err := p.store.src.scan(ctx, []string{p.report.UserModel}, func(model string, rec models.Fields) error {
 		u, link, err := p.convertUser(model, rec)
 		if err != nil {
 			return err
+		}
+		d.step()
+		old, imported := led.Users[u.ID]
+		if imported {
+			led.UserSeen[u.ID] = true // even a duplicate skipped now stays as it was
+		}
+		if imported && !led.Exists(u.ID) {
+			rep.Skipped[SkipDeletedHere]++ // deleted here since: it stays deleted
+			return nil
 		}
 		if info := p.users[u.ID]; info == nil || info.skip {
 			rep.Skipped[SkipDuplicateUser]++
@@ -322,82 +430,184 @@ func (p *Plan) write(ctx context.Context, tx *models.Tx) (Report, error) {
 			}
 			return nil
 		}
-		users = append(users, u)
+		if link != nil {
+			if err := d.link(*link, &links); err != nil {
+				return err
+			}
+		}
+		fp := u.Fingerprint()
+		switch {
+		case imported && old == fp:
+			rep.Unchanged++
+			return nil
+		case imported:
+			rep.Updated++
+			if !d.dry() {
+				if _, err := d.tx.UpdateImportedUser(ctx, u); err != nil {
+					return &RecordError{Model: model, ID: strconv.FormatInt(u.ID, 10), Err: err}
+				}
+			}
+			return nil
+		case led.Exists(u.ID):
+			return &RecordError{Model: model, ID: strconv.FormatInt(u.ID, 10), Err: errors.New(
+				"a user with this id signed up here, not imported: LoopBack and Latchkey both handed it out; resolve it by hand")}
+		}
+		if other, ok := led.Native(u.Email); ok {
+			return &RecordError{Model: model, ID: strconv.FormatInt(u.ID, 10), Err: fmt.Errorf(
+				"user %d signed up here with the same email since the first import; resolve it by hand", other)}
+		}
 		rep.Users++
 		if u.EmailPlaceholder {
 			rep.Placeholders++
 		}
-		if link != nil {
-			links = append(links, *link)
-			rep.Verifications++
-		}
-		if len(users) == batchRows {
-			return flushUsers()
+		users = append(users, u)
+		d.note(models.LedgerEntry{Kind: models.LedgerUser, User: u.ID, FP: fp})
+		if !batched || len(users) == batchRows {
+			return flush()
 		}
 		return nil
 	})
 	if err == nil {
-		err = flushUsers()
+		err = flush()
 	}
-	if err != nil {
-		return rep, err
-	}
-	rep.NeedsReset = slices.Clone(p.report.NeedsReset[nr:])
-	rep.Trimmed = slices.Clone(p.report.Trimmed[nt:])
-	if err := p.writeIdentities(ctx, tx, &rep, &done, total); err != nil {
-		return rep, err
-	}
+	return err
+}
 
-	if _, ok, err := p.store.src.table(ctx, plan.TokenModel); err != nil {
-		return rep, err
-	} else if ok {
-		tokens := make([]models.ImportToken, 0, batchRows)
-		flush := func() error {
-			if err := tx.ImportTokens(ctx, tokens); err != nil {
+// link handles one pending verification link of an imported user.
+func (d *delta) link(l models.ImportVerification, links *[]models.ImportVerification) error {
+	h := models.Digest(l.Token)
+	if _, ok := d.led.Links[h]; ok {
+		d.led.Links[h] = true
+		d.rep.Unchanged++
+		return nil
+	}
+	if d.led.Imported(l.UserID) && !d.led.Exists(l.UserID) {
+		d.rep.Skipped[SkipDeletedHere]++
+		return nil
+	}
+	d.rep.Verifications++
+	*links = append(*links, l)
+	d.note(models.LedgerEntry{Kind: models.LedgerLink, Hash: h})
+	return nil
+}
+
+// tokens is the tokens pass: live tokens not yet imported go in.
+func (d *delta) tokens(ctx context.Context) error {
+	p, led, rep := d.p, d.led, d.rep
+	if _, ok, err := p.store.src.table(ctx, p.report.TokenModel); err != nil || !ok {
+		return err
+	}
+	tokens := make([]models.ImportToken, 0, batchRows)
+	flush := func() error {
+		if !d.dry() {
+			if err := d.tx.ImportTokens(ctx, tokens); err != nil {
 				return err
 			}
-			done += int64(len(tokens))
-			p.progress("write", done, total)
-			tokens = tokens[:0]
+		}
+		tokens = tokens[:0]
+		return d.flushLedger(ctx)
+	}
+	err := p.store.src.scan(ctx, []string{p.report.TokenModel}, func(model string, rec models.Fields) error {
+		tok, reason, err := p.convertToken(rec)
+		switch {
+		case err != nil:
+			return err
+		case reason != "":
+			rep.Skipped[reason]++
 			return nil
 		}
-		err := p.store.src.scan(ctx, []string{plan.TokenModel}, func(model string, rec models.Fields) error {
-			tok, reason, err := p.convertToken(rec)
-			switch {
-			case err != nil:
-				return err
-			case reason != "":
-				rep.Skipped[reason]++
-				return nil
-			}
-			u := p.users[tok.UserID]
-			switch {
-			case u == nil:
-				return &RecordError{Model: model, ID: tokenName(tok.ID),
-					Err: fmt.Errorf("a live token of user %d, who is not in %s (the source changed during the import?)", tok.UserID, plan.UserModel)}
-			case u.skip:
-				rep.Skipped[SkipDuplicateToken]++
-				return nil
-			case tok.Scopes == models.ScopeReset:
-				rep.ResetTokens++
-			default:
-				rep.Sessions++
-			}
-			tokens = append(tokens, tok)
-			if len(tokens) == batchRows {
-				return flush()
-			}
+		d.step()
+		h := models.Digest(tok.ID)
+		if _, ok := led.Tokens[h]; ok {
+			led.Tokens[h] = true
+			rep.Unchanged++
 			return nil
-		})
-		if err == nil {
-			err = flush()
 		}
-		if err != nil {
-			return rep, err
+		u := p.users[tok.UserID]
+		switch {
+		case u == nil:
+			return &RecordError{Model: model, ID: tokenName(tok.ID),
+				Err: fmt.Errorf("a live token of user %d, who is not in %s (the source changed during the import?)", tok.UserID, p.report.UserModel)}
+		case u.skip:
+			rep.Skipped[SkipDuplicateToken]++
+			return nil
+		case led.Imported(tok.UserID) && !led.Exists(tok.UserID):
+			rep.Skipped[SkipDeletedHere]++
+			return nil
+		case tok.Scopes == models.ScopeReset:
+			rep.ResetTokens++
+		default:
+			rep.Sessions++
+		}
+		tokens = append(tokens, tok)
+		d.note(models.LedgerEntry{Kind: models.LedgerToken, Hash: h})
+		if len(tokens) == batchRows {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	return err
+}
+
+// removeGone removes here what earlier imports brought in and the source
+// no longer has: tokens logged out (or expired) in LoopBack, users
+// deleted there, links used, identities unlinked.
+func (d *delta) removeGone(ctx context.Context) error {
+	led, rep := d.led, d.rep
+	var gone []models.LedgerEntry
+	for id := range led.Users {
+		if !led.UserSeen[id] {
+			gone = append(gone, models.LedgerEntry{Kind: models.LedgerUser, User: id})
 		}
 	}
-	rep.Elapsed = time.Since(start)
-	return rep, nil
+	for h, seen := range led.Tokens {
+		if !seen {
+			gone = append(gone, models.LedgerEntry{Kind: models.LedgerToken, Hash: h})
+		}
+	}
+	for h, seen := range led.Links {
+		if !seen {
+			gone = append(gone, models.LedgerEntry{Kind: models.LedgerLink, Hash: h})
+		}
+	}
+	for k, seen := range led.Identities {
+		if !seen {
+			gone = append(gone, models.LedgerEntry{Kind: models.LedgerIdentity, ID: k})
+		}
+	}
+	for _, e := range gone {
+		rep.Removed[removedReason(e.Kind)]++
+		if d.dry() {
+			continue
+		}
+		if _, err := d.tx.Unimport(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Removal reasons, as the report prints them.
+const (
+	RemovedUsers      = "users deleted in the source"
+	RemovedTokens     = "tokens logged out or expired in the source"
+	RemovedLinks      = "verification links used or withdrawn in the source"
+	RemovedIdentities = "identities unlinked in the source"
+)
+
+func removedReason(kind string) string {
+	switch kind {
+	case models.LedgerUser:
+		return RemovedUsers
+	case models.LedgerToken:
+		return RemovedTokens
+	case models.LedgerLink:
+		return RemovedLinks
+	}
+	return RemovedIdentities
 }
 
 func (p *Plan) progress(phase string, done, total int64) {
@@ -466,6 +676,9 @@ func (p *Plan) convertUser(model string, rec models.Fields) (models.ImportUser, 
 		}
 	}
 	u.Profile = p.fitProfile(id, extra)
+	if alias, ok := str(rec, lb3IDField); ok {
+		u.Alias = alias // a MongoDB user's ObjectId: /api/users/<ObjectId> keeps resolving
+	}
 	var link *models.ImportVerification
 	if tok, ok := str(rec, "verificationToken"); ok && tok != "" {
 		link = &models.ImportVerification{Token: tok, UserID: id, Email: email, Created: p.opts.Now,

@@ -14,7 +14,10 @@ package lb3
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,7 +72,7 @@ func Open(ctx context.Context, src string) (*Store, error) {
 	return nil, &UsageError{fmt.Sprintf("lb3: unknown source scheme %q: want a memory-connector file path, a folder of mongoexport files (there is no live MongoDB reader), mysql://… or postgres://…", scheme+"://")}
 }
 
-// Kind is "memory", "mysql" or "postgres".
+// Kind is "memory", "mongo", "mysql" or "postgres".
 func (s *Store) Kind() string { return s.kind }
 
 // Close releases the store's connections.
@@ -106,6 +109,11 @@ type Options struct {
 	// VerifyTTL is how long imported verification links stay valid from
 	// Now: LoopBack's never expired, Latchkey's do. Zero: 24 hours.
 	VerifyTTL time.Duration
+	// Ledger is the target's import ledger (models.DB.ReadImportLedger):
+	// against a target that earlier imports filled, Write is a delta. A
+	// MongoDB user keeps the integer id its ObjectId got the first time.
+	// nil: a new, empty target.
+	Ledger *models.ImportLedger
 	// Progress, when set, is told how far a pass is.
 	Progress func(Progress)
 }
@@ -127,6 +135,7 @@ const (
 	SkipDuplicateUser  = "users in case-duplicate email groups (--skip-duplicates)"
 	SkipDuplicateToken = "live tokens of users skipped as duplicates"
 	SkipDuplicateLink  = "verification links of users skipped as duplicates"
+	SkipDeletedHere    = "records of users imported before and deleted here since (they stay deleted)"
 )
 
 // Report is what an import found and did.
@@ -134,7 +143,16 @@ type Report struct {
 	Source                string
 	UserModel, TokenModel string
 
+	// Users, Sessions, ResetTokens and Verifications are those added:
+	// all of them on a first import, the new ones on a re-run.
 	Users, Sessions, ResetTokens, Verifications int64
+	// Updated are users a re-run found changed in the source since the
+	// last run, and updated here; Unchanged the users, tokens, links and
+	// identities it found as the last run left them.
+	Updated, Unchanged int64
+	// Removed counts, by reason (the Removed… constants), what earlier
+	// runs imported that the source no longer has, removed here.
+	Removed map[string]int64
 	// Identities are Passport login identities (UserIdentity) imported,
 	// LinkedIdentities linked accounts (UserCredential) imported as
 	// identities too. Their provider tokens were dropped.
@@ -182,6 +200,35 @@ type DuplicateMember struct {
 	LiveTokens int
 	Identities int       // Passport identities and linked accounts
 	LastToken  time.Time // the newest live token's created; zero: none
+}
+
+// WriteDuplicates writes the groups as CSV, a row per member: the group's
+// email key, then what helps decide whom to keep.
+func WriteDuplicates(w io.Writer, groups []DuplicateGroup) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"group", "id", "email", "verified", "live_tokens", "identities", "last_token"})
+	for _, g := range groups {
+		for _, m := range g.Members {
+			last := ""
+			if !m.LastToken.IsZero() {
+				last = m.LastToken.UTC().Format(time.RFC3339)
+			}
+			cw.Write([]string{safeCell(g.Key), strconv.FormatInt(m.ID, 10), safeCell(m.Email), strconv.FormatBool(m.Verified),
+				strconv.Itoa(m.LiveTokens), strconv.Itoa(m.Identities), last})
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// safeCell keeps a spreadsheet from reading an address someone typed as a
+// formula: a cell that starts with = + - @ or a control character gets a
+// leading apostrophe.
+func safeCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 // DuplicatesError stops an import without SkipDuplicates.

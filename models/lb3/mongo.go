@@ -32,15 +32,26 @@ import (
 // LoopBack's MongoDB users have ObjectId ids; Latchkey's are integers. The
 // ObjectIds of the user files get new integer ids, above the highest
 // integer id any user already has, in ObjectId order (timestamp, then the
-// rest), so a re-export with only new users keeps the earlier ones' ids.
-// Each such user carries its ObjectId in its profile under lb3Id, and a
-// token's (or identity's) userId ObjectId becomes the user's new id. There
-// is no alias route yet: Store.MongoIDs and WriteMongoIDs give the mapping
-// to the operator.
+// rest). A re-run into the same target keeps the ids the first run gave:
+// the ObjectIds the target knows as aliases keep theirs, and new ones are
+// numbered past the target's largest id. Each such user carries its
+// ObjectId as an alias (/api/users/<ObjectId> resolves) and in its profile
+// under lb3Id, and a token's (or identity's) userId ObjectId becomes the
+// user's new id. Store.MongoIDs and WriteMongoIDs give the mapping to the
+// operator too.
 type mongoDir struct {
 	dir   string
 	files map[string]string // "<model>.json" → its path, from the folder listing
 	ids   *mongoIDs         // built by the first scan that needs it
+
+	known map[string]int64 // ObjectId → the id an earlier import gave it (the target's aliases)
+	floor int64            // new ids go past this (the target's largest id)
+}
+
+// keep makes the numbering keep the ids the target already gave
+// ObjectIds, and number new ones past floor.
+func (m *mongoDir) keep(known map[string]int64, floor int64) {
+	m.known, m.floor, m.ids = known, floor, nil
 }
 
 // userModelFiles are the user models whose ObjectIds get integer ids: the
@@ -202,12 +213,16 @@ func (m *mongoDir) idMap(ctx context.Context) (*mongoIDs, error) {
 		return cmpOr(strings.Compare(a.hex, b.hex), strings.Compare(a.model, b.model))
 	})
 	ids := &mongoIDs{byHex: make(map[string]int64, len(oids))}
-	next := maxInt + 1
+	next := max(maxInt, m.floor) + 1
 	for _, o := range oids {
 		id, seen := ids.byHex[o.hex]
 		if !seen { // the same ObjectId twice: Check reports the second record
-			id = next
-			next++
+			if old, ok := m.known[o.hex]; ok {
+				id = old
+			} else {
+				id = next
+				next++
+			}
 			ids.byHex[o.hex] = id
 		}
 		ids.list = append(ids.list, MongoID{Model: o.model, ObjectID: o.hex, ID: id})
