@@ -1,12 +1,15 @@
 package models
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 )
 
@@ -203,11 +206,35 @@ func (u *ImportUser) Fingerprint() uint64 {
 	opt(u.PasswordNFKC, "")
 	opt(u.EmailVerified != nil, strconv.FormatBool(u.EmailVerified != nil && *u.EmailVerified))
 	opt(u.Realm != nil, deref(u.Realm))
-	put(profileJSON(u.Profile))
+	for _, f := range canonicalFields(u.Profile) {
+		put(f)
+	}
 	opt(!u.DisabledAt.IsZero(), "")
 	opt(u.EmailPlaceholder, "")
 	put(u.Alias)
 	return h.Sum64()
+}
+
+// canonicalFields is the profile as name=value strings in name order, each
+// value with its objects' keys sorted and no insignificant space: the same
+// profile read from a store that orders or spaces it differently (a
+// re-export, another connector) fingerprints the same.
+func canonicalFields(fs Fields) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		v := []byte(f.Value)
+		dec := json.NewDecoder(bytes.NewReader(v))
+		dec.UseNumber()
+		var x any
+		if dec.Decode(&x) == nil {
+			if b, err := json.Marshal(x); err == nil {
+				v = b
+			}
+		}
+		out = append(out, f.Name+"="+string(v))
+	}
+	slices.Sort(out)
+	return out
 }
 
 func deref(s *string) string {

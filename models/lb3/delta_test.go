@@ -20,59 +20,6 @@ import (
 	"github.com/latchkey/latchkey/models/lb3"
 )
 
-// memFile is a LoopBack memory-connector file, edited as LoopBack's own
-// writes would leave it (records are JSON strings, ids counts per model).
-type memFile struct {
-	IDs    map[string]int64                     `json:"ids"`
-	Models map[string]map[string]string         `json:"models"`
-	recs   map[string]map[string]map[string]any // decoded records, written back by save
-}
-
-func loadMem(t *testing.T, path string) *memFile {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &memFile{}
-	if err := json.Unmarshal(b, m); err != nil {
-		t.Fatal(err)
-	}
-	m.recs = map[string]map[string]map[string]any{}
-	for model, rows := range m.Models {
-		m.recs[model] = map[string]map[string]any{}
-		for id, s := range rows {
-			var rec map[string]any
-			if err := json.Unmarshal([]byte(s), &rec); err != nil {
-				t.Fatal(err)
-			}
-			m.recs[model][id] = rec
-		}
-	}
-	return m
-}
-
-func (m *memFile) save(t *testing.T, path string) {
-	t.Helper()
-	for model, rows := range m.recs {
-		m.Models[model] = map[string]string{}
-		for id, rec := range rows {
-			b, err := json.Marshal(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.Models[model][id] = string(b)
-		}
-	}
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // importRun is one run of the import into db, as the command makes it:
 // the target's ledger read first, then Check and Write in one transaction.
 func importRun(t *testing.T, src string, db *models.DB, opts lb3.Options) (dry, rep lb3.Report) {
@@ -178,29 +125,28 @@ func TestImportDelta(t *testing.T) {
 	// 3. And LoopBack moved on.
 	alice, bob, carol := f.User(t, "alice"), f.User(t, "bob"), f.User(t, "carol")
 	bobLive, carolReset := tokenOf(t, f, "bob-live"), tokenOf(t, f, "carol-reset")
-	m := loadMem(t, f.Source)
 	um, tm := f.Models["user"], f.Models["token"]
-	hash, err := bcrypt.GenerateFromPassword([]byte("alice-changed-9"), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.recs[um][strconv.FormatInt(alice.ID, 10)]["password"] = string(hash) // a password change
-	bobRec := m.recs[um][strconv.FormatInt(bob.ID, 10)]                    // bob confirmed his address
-	delete(bobRec, "verificationToken")
-	bobRec["emailVerified"] = true
-	delete(m.recs[tm], bobLive.ID)                                // bob logged out
-	delete(m.recs[um], strconv.FormatInt(carol.ID, 10))           // carol was deleted,
-	delete(m.recs[tm], carolReset.ID)                             // and her tokens with her
-	m.recs[tm][aliceLive.ID] = map[string]any{"id": aliceLive.ID, // still live in LoopBack
-		"ttl": aliceLive.TTL, "created": aliceLive.Created.Format(time.RFC3339Nano), "userId": alice.ID}
-	daveID := m.IDs[um]
-	m.IDs[um]++
-	daveHash, _ := bcrypt.GenerateFromPassword([]byte("dave-secret-6"), 4)
-	m.recs[um][strconv.FormatInt(daveID, 10)] = map[string]any{"id": daveID, "email": "dave@example.com",
-		"password": string(daveHash), "emailVerified": true, "fullName": "Dave"}
 	daveToken := strings.Repeat("D", 60) + "1234"
-	m.recs[tm][daveToken] = map[string]any{"id": daveToken, "ttl": 1209600, "created": time.Now().UTC().Format(time.RFC3339Nano), "userId": daveID}
-	m.save(t, f.Source)
+	var daveID int64
+	lb3store.EditMemoryFile(t, f.Source, func(m *lb3store.MemoryFile) {
+		hash, err := bcrypt.GenerateFromPassword([]byte("alice-changed-9"), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Records[um][strconv.FormatInt(alice.ID, 10)]["password"] = string(hash) // a password change
+		bobRec := m.Records[um][strconv.FormatInt(bob.ID, 10)]                    // bob confirmed his address
+		delete(bobRec, "verificationToken")
+		bobRec["emailVerified"] = true
+		delete(m.Records[tm], bobLive.ID)                      // bob logged out
+		delete(m.Records[um], strconv.FormatInt(carol.ID, 10)) // carol was deleted,
+		delete(m.Records[tm], carolReset.ID)                   // and her tokens with her
+		daveID = m.IDs[um]
+		m.IDs[um]++
+		daveHash, _ := bcrypt.GenerateFromPassword([]byte("dave-secret-6"), 4)
+		m.Records[um][strconv.FormatInt(daveID, 10)] = map[string]any{"id": daveID, "email": "dave@example.com",
+			"password": string(daveHash), "emailVerified": true, "fullName": "Dave"}
+		m.Records[tm][daveToken] = map[string]any{"id": daveToken, "ttl": 1209600, "created": time.Now().UTC().Format(time.RFC3339Nano), "userId": daveID}
+	})
 
 	dry, rep = importRun(t, f.Source, db, opts)
 	for name, r := range map[string]lb3.Report{"dry run": dry, "run": rep} {
@@ -273,12 +219,13 @@ func TestImportDeltaClash(t *testing.T) {
 		{Name: "password", Value: json.RawMessage(`"quiet-meadow-77"`)}}, models.ClientMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	m := loadMem(t, f.Source)
 	um := f.Models["user"]
-	id := m.IDs[um] + 100
+	var id int64
 	hash, _ := bcrypt.GenerateFromPassword([]byte("erin-other-88"), 4)
-	m.recs[um][strconv.FormatInt(id, 10)] = map[string]any{"id": id, "email": "Erin@example.com", "password": string(hash)}
-	m.save(t, f.Source)
+	lb3store.EditMemoryFile(t, f.Source, func(m *lb3store.MemoryFile) {
+		id = m.IDs[um] + 100
+		m.Records[um][strconv.FormatInt(id, 10)] = map[string]any{"id": id, "email": "Erin@example.com", "password": string(hash)}
+	})
 
 	before := dumpAll(t, db)
 	store, err := lb3.Open(ctx, f.Source)
