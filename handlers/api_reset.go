@@ -102,7 +102,8 @@ func (h *Handler) handleAPIVerify(c echo.Context) error {
 }
 
 // handleAPIConfirm is GET /api/users/confirm?uid&token[&redirect]
-// (User.confirm): 204, or 302 to redirect.
+// (User.confirm): 204, or 302 to redirect. uid may be an ObjectId alias
+// (userIDParam).
 //
 // redirect is accepted only as a path on this site ("/x", not "//x", no
 // backslash or control character) or a URL under the configured base URL.
@@ -123,7 +124,12 @@ func (h *Handler) handleAPIConfirm(c echo.Context) error {
 		return &APIError{Status: http.StatusBadRequest, Name: "Error", Code: "INVALID_REDIRECT",
 			Message: "redirect must be a path on this site or a URL under " + h.BaseURL}
 	}
-	_, err := h.Users.ConfirmEmail(c.Request().Context(), uid, token, clientMeta(c))
+	// The link LoopBack mailed a MongoDB user names the ObjectId.
+	uid, err := h.userIDParam(c.Request().Context(), uid)
+	if err != nil {
+		return err
+	}
+	_, err = h.Users.ConfirmEmail(c.Request().Context(), uid, token, clientMeta(c))
 	if me, ok := models.AsError(err); ok && me.Code == models.ErrInvalidToken.Code {
 		// LoopBack's message names the token it got.
 		return &models.Error{Kind: me.Kind, Code: me.Code, Message: "Invalid token: " + truncateRunes(token, 128)}

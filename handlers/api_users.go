@@ -35,10 +35,16 @@ func (h *Handler) apiSession(c echo.Context) (*models.Session, error) {
 }
 
 // ownerID checks that the caller's token belongs to the user in the :id
-// path segment. Anything else — no token, another user, an id that is not a
-// number or not there — is LoopBack's 401 AUTHORIZATION_REQUIRED.
+// path segment: an integer id, or an ObjectId that is the user's alias
+// (userIDParam). Anything else — no token, another user, an id that is not
+// a number or not there, an ObjectId of no user — is LoopBack's 401
+// AUTHORIZATION_REQUIRED.
 func (h *Handler) ownerID(c echo.Context) (*models.Session, int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	raw, err := h.userIDParam(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return nil, 0, err
+	}
+	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil {
 		return nil, 0, models.ErrAuthRequired
 	}

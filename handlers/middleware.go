@@ -13,8 +13,8 @@ import (
 )
 
 // lowerAPIPath makes /api paths case-insensitive, as Express routing was
-// (/api/Users/login == /api/users/login). Ids are numbers, so nothing under
-// /api is case-significant.
+// (/api/Users/login == /api/users/login). Ids are numbers or ObjectIds
+// (hex, any case: userIDParam), so nothing under /api is case-significant.
 func lowerAPIPath(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
