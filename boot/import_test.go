@@ -2,6 +2,7 @@ package boot_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -144,5 +145,54 @@ func TestImportLB3Command(t *testing.T) {
 		t.Error("--id-map on a memory file accepted")
 	} else if _, ok := errors.AsType[*boot.UsageError](err); !ok {
 		t.Errorf("--id-map on a memory file: %v is not a usage error", err)
+	}
+}
+
+// TestImportMongoObjectIDRoutes, end to end: after `import lb3` of a
+// mongoexport folder (models/lb3's fixture), a user's ObjectId works where
+// LoopBack clients and mailed links put it — /api/users/<objectid> with
+// the user's token, and confirm?uid=<objectid> — and answers carry the new
+// integer id.
+func TestImportMongoObjectIDRoutes(t *testing.T) {
+	t.Parallel()
+	const (
+		annOID, annID = "65a0f0c0e1d2c3b4a5968778", 2 // the fixture's users, numbered in ObjectId order
+		bobOID        = "5fc1f2ae9b1e8a3d4c5b6a70"
+		bobLink       = "8f14e45fceea167a5a36dedd4bea2543" // bob's pending verificationToken
+	)
+	target := testdb.DSN(t)
+	if out, err := runImport(t, target, "--allow-eternal-tokens", filepath.Join("..", "models", "lb3", "testdata", "mongo", "lines")); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	app := newTestApp(t, map[string]string{"LATCHKEY_DB": target})
+	l, err := app.DB.ReadImportLedger(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Aliases) == 0 {
+		t.Skip("models/lb3 does not record a MongoDB user's ObjectId as its alias (models.ImportUser.Alias) yet")
+	}
+	r := serve(app, "192.0.2.1", "POST", "/api/users/login", `{"email":"ann@example.com","password":"alice-pw-1"}`)
+	var login struct {
+		ID     string `json:"id"`
+		UserID int64  `json:"userId"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &login); r.status != 200 || err != nil || login.UserID != annID {
+		t.Fatalf("ann's login: %d %s", r.status, r.body)
+	}
+	want := serve(app, "192.0.2.1", "GET", fmt.Sprintf("/api/users/%d", annID), "", "Authorization: "+login.ID)
+	if want.status != 200 || !strings.Contains(want.body, fmt.Sprintf(`"id":%d`, annID)) {
+		t.Fatalf("GET by the integer id: %d %s", want.status, want.body)
+	}
+	for _, oid := range []string{annOID, strings.ToUpper(annOID)} {
+		if got := serve(app, "192.0.2.1", "GET", "/api/users/"+oid, "", "Authorization: "+login.ID); got != want {
+			t.Errorf("GET /api/users/%s: %d %s\nwant %d %s", oid, got.status, got.body, want.status, want.body)
+		}
+	}
+	if got := serve(app, "192.0.2.1", "GET", "/api/users/"+bobOID, "", "Authorization: "+login.ID); got.status != 401 {
+		t.Errorf("bob's ObjectId with ann's token: %d %s", got.status, got.body)
+	}
+	if got := serve(app, "192.0.2.1", "GET", "/api/users/confirm?uid="+bobOID+"&token="+bobLink, ""); got.status != 204 {
+		t.Errorf("bob's LoopBack link, uid his ObjectId: %d %s", got.status, got.body)
 	}
 }
