@@ -2,6 +2,7 @@ package lb3_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/latchkey/latchkey/internal/lb3store"
@@ -328,5 +330,66 @@ func TestImportDeltaMongo(t *testing.T) {
 	}
 	if id := second.Aliases[early]; id != first.MaxUserID+1 {
 		t.Errorf("the new ObjectId got id %d, want %d (past every id)", id, first.MaxUserID+1)
+	}
+}
+
+// TestImportDeltaSQL: the delta from LoopBack's MySQL and PostgreSQL
+// layouts. A second run changes nothing (the SQL readers give the same
+// records each time), and a logout and a password change made in the
+// source's tables come over.
+func TestImportDeltaSQL(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{lb3store.MySQL, lb3store.Postgres} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			f := lb3store.Make(t, kind)
+			opts := lb3.Options{SkipDuplicates: true, AllowEternalTokens: true}
+			users, db, _ := importInto(t, f, testdb.DSN(t), opts)
+			before := dumpAll(t, db)
+			if _, rep := importRun(t, f.Source, db, opts); rep.Users+rep.Sessions+rep.Updated != 0 || len(rep.Removed) != 0 {
+				t.Errorf("a second run: %+v, want nothing", rep)
+			}
+			if after := dumpAll(t, db); after != before {
+				t.Errorf("a second run changed the target:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+
+			var src *sql.DB
+			var err error
+			token, user, q := "`"+f.Models["token"]+"`", "`"+f.Models["user"]+"`", func(s string) string { return s }
+			if kind == lb3store.MySQL {
+				src, err = lb3store.OpenMySQL(f.Source)
+			} else {
+				src, err = sql.Open("pgx", f.Source)
+				token, user = `"`+strings.ToLower(f.Models["token"])+`"`, `"`+strings.ToLower(f.Models["user"])+`"`
+				q = func(s string) string { // $n placeholders
+					for i := 1; strings.Contains(s, "?"); i++ {
+						s = strings.Replace(s, "?", "$"+strconv.Itoa(i), 1)
+					}
+					return s
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			bobLive, alice := tokenOf(t, f, "bob-live"), f.User(t, "alice")
+			hash, _ := bcrypt.GenerateFromPassword([]byte("alice-changed-9"), 4)
+			if _, err := src.ExecContext(ctx, q(`DELETE FROM `+token+` WHERE id = ?`), bobLive.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := src.ExecContext(ctx, q(`UPDATE `+user+` SET password = ? WHERE id = ?`), string(hash), alice.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, rep := importRun(t, f.Source, db, opts); rep.Updated != 1 || rep.Removed[lb3.RemovedTokens] != 1 || rep.Users+rep.Sessions != 0 {
+				t.Errorf("after a logout and a password change in %s: %+v", kind, rep)
+			}
+			if live(t, users, bobLive.ID, models.ScopeSession) {
+				t.Error("bob's session, logged out in LoopBack, still works")
+			}
+			if _, _, err := users.Login(ctx, models.Credentials{Email: alice.Email, Password: "alice-changed-9"}, models.ClientMeta{}); err != nil {
+				t.Errorf("alice's new password: %v", err)
+			}
+		})
 	}
 }
