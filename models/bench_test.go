@@ -191,7 +191,7 @@ func BenchmarkLoginWrite(b *testing.B) {
 	for b.Loop() {
 		id := env.ids[i%benchUsers]
 		err := env.db.Write(ctx, time.Now().UTC(), func(tx *Tx) error {
-			if _, err := tx.insertToken(ctx, id, 1209600, ScopeSession, meta); err != nil {
+			if _, err := tx.insertToken(ctx, id, 1209600, ScopeSession, "", meta); err != nil {
 				return err
 			}
 			return tx.Audit(ctx, "login.ok", id, meta, "")

@@ -63,7 +63,7 @@ func copyTables() []copyTable {
 		{name: "access_tokens", key: "digest", since: 1, cols: []copyColumn{
 			{"digest", kindBlob, 1}, {"user_id", kindInt, 1}, {"ttl", kindInt, 1}, {"created", kindInt, 1},
 			{"expires", kindInt, 1}, {"scopes", kindText, 1}, {"last_used", kindInt, 1}, {"ip", kindText, 1},
-			{"user_agent", kindText, 1},
+			{"user_agent", kindText, 1}, {"method", kindText, 6}, {"auth_at", kindInt, 6},
 		}},
 		{name: "verification_tokens", key: "digest", since: 1, cols: []copyColumn{
 			{"digest", kindBlob, 1}, {"user_id", kindInt, 1}, {"email", kindText, 1}, {"created", kindInt, 1},
@@ -78,6 +78,11 @@ func copyTables() []copyTable {
 		}},
 		{name: "import_ledger", key: "kind, key", since: 5, cols: []copyColumn{
 			{"kind", kindText, 5}, {"key", kindBlob, 5}, {"fp", kindInt, 5},
+		}},
+		{name: "oauth_flows", key: "handle", since: 6, cols: []copyColumn{
+			{"handle", kindBlob, 6}, {"purpose", kindText, 6}, {"provider", kindText, 6}, {"browser", kindBlob, 6},
+			{"user_id", kindInt, 6}, {"session", kindBlob, 6}, {"nonce", kindText, 6}, {"verifier", kindText, 6},
+			{"return_to", kindText, 6}, {"account", kindText, 6}, {"created", kindInt, 6}, {"expires", kindInt, 6},
 		}},
 		{name: "throttle", key: "key", since: 2, cols: []copyColumn{
 			{"key", kindBlob, 2}, {"n", kindReal, 2}, {"at", kindInt, 2}, {"expires", kindInt, 2},

@@ -103,6 +103,11 @@ func makeCopySource(t *testing.T, extra int) copySource {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A sign-in through a provider is under way.
+	if err := u.SaveFlow(ctx, "state-1", "browser-1", models.Flow{Purpose: models.FlowLogin, Provider: "dex", Nonce: "n", Verifier: "v",
+		ReturnTo: "/sessions", Expires: fx.clk.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := u.DeleteUser(ctx, carol.ID, meta); err != nil || n != 1 {
 		t.Fatalf("delete carol: %d, %v", n, err)
 	}
@@ -120,7 +125,7 @@ func makeCopySource(t *testing.T, extra int) copySource {
 
 // copiedTables are the tables a copy must carry, with their keys.
 var copiedTables = [][2]string{{"users", "id"}, {"access_tokens", "digest"}, {"verification_tokens", "digest"},
-	{"identities", "id"}, {"user_aliases", "alias"}, {"import_ledger", "kind, key"}, {"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
+	{"identities", "id"}, {"user_aliases", "alias"}, {"import_ledger", "kind, key"}, {"oauth_flows", "handle"}, {"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
 
 // dumpTables is every row of every table, as text, in key order, each
 // table led by its column names: two stores hold the same data when their

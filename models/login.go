@@ -88,7 +88,7 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 				}
 			}
 			var err error
-			if tok, err = tx.insertToken(ctx, u.ID, ttl, ScopeSession, meta); err != nil {
+			if tok, err = tx.insertToken(ctx, u.ID, ttl, ScopeSession, "", meta); err != nil {
 				return err
 			}
 			if err := record(tx); err != nil {
@@ -176,6 +176,20 @@ func (s *Users) checkPassword(ctx context.Context, u *User, pw string, meta Clie
 		return ErrWrongPassword
 	}
 	return nil
+}
+
+// confirmIdentity is what a sensitive change asks of the session's user:
+// their password again, or, for an account without one (made through a
+// provider), a recent authentication (ErrReauthRequired otherwise: the
+// pages then offer a re-authentication through the provider).
+func (s *Users) confirmIdentity(ctx context.Context, sess *Session, u *User, pw string, meta ClientMeta) error {
+	if !u.HasPassword() {
+		if s.RecentlyAuthenticated(sess) {
+			return nil
+		}
+		return ErrReauthRequired
+	}
+	return s.checkPassword(ctx, u, pw, meta)
 }
 
 // accountKey is the throttle key of an existing account, the same for its

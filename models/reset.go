@@ -64,7 +64,7 @@ func (s *Users) RequestPasswordReset(ctx context.Context, email string, meta Cli
 		if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE user_id = ? AND scopes = ?`, u.ID, ScopeReset); err != nil {
 			return err
 		}
-		tok, err := tx.insertToken(ctx, u.ID, s.cfg.ResetTTL, ScopeReset, meta)
+		tok, err := tx.insertToken(ctx, u.ID, s.cfg.ResetTTL, ScopeReset, "", meta)
 		if err != nil {
 			return err
 		}

@@ -118,7 +118,7 @@ func (s *Users) RevokeOtherSessions(ctx context.Context, sess *Session, password
 	if err != nil {
 		return 0, err
 	}
-	if err := s.checkPassword(ctx, u, password, meta); err != nil {
+	if err := s.confirmIdentity(ctx, sess, u, password, meta); err != nil {
 		return 0, err
 	}
 	var n int64

@@ -74,6 +74,12 @@ type AccessToken struct {
 	LastUsed time.Time
 	IP       string
 	UA       string
+	// Method is how the session signed in: "" with a password, else the
+	// provider's id ("google", "dex").
+	Method string
+	// AuthAt is when its owner last proved who they are in this session:
+	// Created, or a later re-authentication through a provider.
+	AuthAt time.Time
 }
 
 // Expired reports whether the token is past its lifetime at now.
@@ -84,25 +90,27 @@ func (t *AccessToken) Expired(now time.Time) bool {
 // DigestHex is the digest as hex, a stable handle for a session that is not the token.
 func (t *AccessToken) DigestHex() string { return hex.EncodeToString(t.Digest[:8]) }
 
-// insertToken creates a token for a user inside tx.
-func (t *Tx) insertToken(ctx context.Context, userID, ttl int64, scope string, meta ClientMeta) (*AccessToken, error) {
+// insertToken creates a token for a user inside tx; method is how it
+// signed in ("" a password, else the provider's id).
+func (t *Tx) insertToken(ctx context.Context, userID, ttl int64, scope, method string, meta ClientMeta) (*AccessToken, error) {
 	id := NewTokenID()
 	tok := &AccessToken{ID: id, Digest: Digest(id), UserID: userID, TTL: ttl, Created: t.now.Truncate(time.Millisecond),
-		Scopes: scope, IP: meta.IP, UA: truncate(meta.UserAgent, 512), LastUsed: t.now.Truncate(time.Millisecond)}
+		Scopes: scope, IP: meta.IP, UA: truncate(meta.UserAgent, 512), LastUsed: t.now.Truncate(time.Millisecond), Method: method}
+	tok.AuthAt = tok.Created
 	var expires any
 	if ttl >= 0 {
 		tok.Expires = tok.Created.Add(time.Duration(ttl) * time.Second)
 		expires = ms(tok.Expires)
 	}
-	_, err := t.Exec(ctx, `INSERT INTO access_tokens(digest, user_id, ttl, created, expires, scopes, last_used, ip, user_agent)
-		VALUES (?,?,?,?,?,?,?,?,?)`, tok.Digest[:], userID, ttl, ms(tok.Created), expires, scope, ms(tok.Created), tok.IP, tok.UA)
+	_, err := t.Exec(ctx, `INSERT INTO access_tokens(digest, user_id, ttl, created, expires, scopes, last_used, ip, user_agent, method)
+		VALUES (?,?,?,?,?,?,?,?,?,?)`, tok.Digest[:], userID, ttl, ms(tok.Created), expires, scope, ms(tok.Created), tok.IP, tok.UA, method)
 	if err != nil {
 		return nil, err
 	}
 	return tok, nil
 }
 
-const tokenColumns = `digest, user_id, ttl, created, expires, scopes, last_used, ip, user_agent`
+const tokenColumns = `digest, user_id, ttl, created, expires, scopes, last_used, ip, user_agent, method, auth_at`
 
 func scanToken(row rowScanner) (*AccessToken, error) {
 	var (
@@ -111,8 +119,9 @@ func scanToken(row rowScanner) (*AccessToken, error) {
 		created  int64
 		expires  sql.NullInt64
 		lastUsed sql.NullInt64
+		authAt   sql.NullInt64
 	)
-	err := row.Scan(&digest, &t.UserID, &t.TTL, &created, &expires, &t.Scopes, &lastUsed, &t.IP, &t.UA)
+	err := row.Scan(&digest, &t.UserID, &t.TTL, &created, &expires, &t.Scopes, &lastUsed, &t.IP, &t.UA, &t.Method, &authAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -123,6 +132,10 @@ func scanToken(row rowScanner) (*AccessToken, error) {
 	t.Created = fromMS(created)
 	t.Expires = nullMS(expires)
 	t.LastUsed = nullMS(lastUsed)
+	t.AuthAt = t.Created
+	if authAt.Valid {
+		t.AuthAt = fromMS(authAt.Int64)
+	}
 	return &t, nil
 }
 
