@@ -688,3 +688,187 @@ func boolCmp(a, b bool) int {
 	}
 	return 1
 }
+
+// Applying the app to an import.
+
+// connectorOf names a store kind as LoopBack's model JSON does.
+func connectorOf(kind string) string {
+	switch kind {
+	case "postgres":
+		return "postgresql"
+	case "mongo":
+		return "mongodb"
+	}
+	return kind // memory, mysql
+}
+
+// applyApp prepares an import for opts.App: the model names not given
+// come from it, its allowEternalTokens turns eternal tokens on, what the
+// import cannot honour is a *UsageError, and the source reads under the
+// app's names (or, without an app, under LoopBack's defaults again). The
+// notes are the report's Settings.
+func (s *Store) applyApp(opts Options) (Options, []string, error) {
+	switch src := s.src.(type) {
+	case *sqlStore:
+		src.app = opts.App
+	case *memoryFile:
+		src.app = opts.App
+	}
+	a := opts.App
+	if a == nil {
+		return opts, nil, nil
+	}
+	for _, m := range []struct {
+		to         *string
+		from, root string
+		what, flag string
+	}{
+		{&opts.UserModel, a.UserModel, "User", "user models", "--user-model"},
+		{&opts.TokenModel, a.TokenModel, "AccessToken", "token models", "--token-model"},
+		{&opts.IdentityModel, a.IdentityModel, "UserIdentity", "Passport identity models", "--identity-model"},
+		{&opts.CredentialModel, a.CredentialModel, "UserCredential", "Passport credential models", "--credential-model"},
+	} {
+		switch {
+		case *m.to != "":
+		case m.from == "":
+			return opts, nil, &UsageError{fmt.Sprintf("lb3: the LoopBack app %s configures several %s (%s extending %s), and their relations do not say which one the app uses: choose with %s",
+				a.Dir, m.what, strings.Join(a.candidates[m.root], ", "), m.root, m.flag)}
+		default:
+			*m.to = m.from
+		}
+	}
+	us := a.User
+	if opts.UserModel != a.UserModel {
+		var err error
+		if us, err = a.userSettings(opts.UserModel); err != nil {
+			return opts, nil, &UsageError{err.Error()}
+		}
+	}
+	where := opts.UserModel
+	if us.File != "" {
+		where += " (" + us.File + ")"
+	}
+	if us.RealmDelimiter != "" && !opts.IgnoreRealms {
+		return opts, nil, &UsageError{fmt.Sprintf("lb3: the LoopBack user model %s sets realmDelimiter %q: its clients may log in with the realm inside "+
+			"the email or username (%s), and Latchkey does not read that: it logs in by email or username alone and ignores realm "+
+			"(each user keeps theirs), so those logins would fail. Change the clients to send the plain email or username, "+
+			"then import with --ignore-realms", where, us.RealmDelimiter, "acme"+us.RealmDelimiter+"ann@example.com")}
+	}
+	connector := connectorOf(s.kind)
+	read := []string{opts.UserModel, opts.TokenModel, opts.IdentityModel, opts.CredentialModel}
+	for _, m := range read {
+		if s.kind == "mongo" {
+			_, renamed := a.Table(connector, m)
+			if renamed || len(a.renamedColumns(connector, m)) > 0 || m == opts.UserModel && !isUserModel(m) {
+				return opts, nil, &UsageError{fmt.Sprintf("lb3: the LoopBack app names %s differently from a MongoDB export read by model name "+
+					"(a user model other than User or user, a mongodb.collection, or renamed fields), which is not supported yet", m)}
+			}
+		}
+		if schema := a.setting(connector, m, "schema"); connector == "postgresql" && schema != "" && schema != "public" {
+			return opts, nil, &UsageError{fmt.Sprintf("lb3: the LoopBack app keeps %s in PostgreSQL schema %q: only schema public is read yet", m, schema)}
+		}
+	}
+
+	var notes []string
+	note := func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
+	for _, m := range slices.Compact(slices.Clone(read)) {
+		if t, ok := a.Table(connector, m); ok {
+			kind := "table"
+			if connector == "memory" || connector == "mongodb" {
+				kind = "collection"
+			}
+			note("%s read from %s %q, as the app names it (%s)", m, kind, t, a.fileOf(m))
+		}
+		if cols := a.renamedColumns(connector, m); len(cols) > 0 {
+			note("%s's renamed columns read as their properties: %s", m, strings.Join(cols, ", "))
+		}
+		if connector == "postgresql" {
+			if cased := a.casedProperties(m); len(cased) > 0 {
+				note("%s's columns that PostgreSQL lower-cased come back as the app declares them: %s", m, strings.Join(cased, ", "))
+			}
+		}
+	}
+	switch {
+	case us.RealmDelimiter != "":
+		note("realmDelimiter %q ignored (--ignore-realms): Latchkey logs in by email or username alone; a client sending realm%sname fails to log in", us.RealmDelimiter, us.RealmDelimiter)
+	case us.RealmRequired:
+		note("realmRequired: LoopBack required a realm at login; Latchkey does not (it logs in by email or username alone and ignores realm), and each user keeps their realm")
+	}
+	if us.RealmRequired && us.RealmDelimiter != "" {
+		note("realmRequired with realmDelimiter made emails and usernames unique per realm in LoopBack; Latchkey's are unique across realms, so the same address in two realms is a duplicate here")
+	}
+	if !us.CaseSensitiveEmail {
+		note("caseSensitiveEmail false: LoopBack lower-cased addresses, so users stored with mixed case before the switch could not log in; " +
+			"Latchkey matches emails without case, so they can now")
+	}
+	if us.EmailVerificationRequired {
+		note("emailVerificationRequired: LoopBack refused login until the address was verified; Latchkey has no such setting, so unverified users can log in")
+	}
+	for _, t := range []struct {
+		name     string
+		value    int64
+		env, use string
+	}{
+		{"ttl", us.TTL, "LATCHKEY_TOKEN_TTL", "new tokens last as long (imported tokens keep their own ttl)"},
+		{"maxTTL", us.MaxTTL, "LATCHKEY_TOKEN_MAX_TTL", "a requested ttl is capped alike"},
+		{"resetPasswordTokenTTL", us.ResetPasswordTokenTTL, "LATCHKEY_RESET_TTL", "reset links last as long"},
+	} {
+		if t.value != 0 {
+			note("%s %d: serve with %s=%d so %s", t.name, t.value, t.env, t.value, t.use)
+		}
+	}
+	if us.AllowEternalTokens && !opts.AllowEternalTokens {
+		opts.AllowEternalTokens = true
+		note("allowEternalTokens: eternal tokens (ttl -1) are imported; serve with LATCHKEY_ALLOW_ETERNAL_TOKENS=true so they keep working")
+	}
+	return opts, notes, nil
+}
+
+// casedProperties are model's own camel-cased properties, which
+// PostgreSQL keeps lower-cased, in name order.
+func (a *App) casedProperties(model string) []string {
+	var out []string
+	for col, prop := range a.Columns("postgresql", model) {
+		if col != prop && col == strings.ToLower(prop) && canonical[col] != prop { // the built-ins are known without the app
+			out = append(out, prop)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// renamedColumns are model's properties stored under a name of their own
+// choosing for connector (not only lower-cased), "prop → column".
+func (a *App) renamedColumns(connector, model string) []string {
+	if a == nil || a.models[model] == nil {
+		return nil
+	}
+	var out []string
+	for col, prop := range a.Columns(connector, model) {
+		if !strings.EqualFold(col, prop) {
+			out = append(out, prop+" → "+col)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setting is model's setting key for connector ("postgresql", "schema"),
+// "" when unset.
+func (a *App) setting(connector, model, key string) string {
+	if a == nil || a.models[model] == nil {
+		return ""
+	}
+	cs, _ := a.models[model].settings[connector].(map[string]any)
+	s, _ := cs[key].(string)
+	return s
+}
+
+// fileOf is the JSON model is defined in (under the app's root), or ""
+// for a built-in or a model the app does not define.
+func (a *App) fileOf(model string) string {
+	if a == nil || a.models[model] == nil {
+		return ""
+	}
+	return a.models[model].file
+}

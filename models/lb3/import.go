@@ -54,6 +54,10 @@ func (p *Plan) Report() Report { return p.report }
 // option to change.
 func (s *Store) Check(ctx context.Context, opts Options) (*Plan, error) {
 	start := time.Now()
+	opts, settings, appErr := s.applyApp(opts) // the app's model names and settings (app.go)
+	if appErr != nil {
+		return nil, appErr
+	}
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
@@ -76,6 +80,7 @@ func (s *Store) Check(ctx context.Context, opts Options) (*Plan, error) {
 	rep := &p.report
 	rep.Source, rep.TokenModel = s.src.describe(), opts.TokenModel
 	rep.Skipped, rep.NotImported = map[string]int64{}, map[string]int64{}
+	rep.Settings = settings
 
 	// The user model: the one asked for, or the custom "user" or the
 	// built-in "User", whichever holds rows (§0).

@@ -104,6 +104,18 @@ type Options struct {
 	// SkipDuplicates imports everyone but the users whose emails differ
 	// only in case, instead of refusing the import.
 	SkipDuplicates bool
+	// App is the LoopBack app's model JSON (ReadApp), or nil. The model
+	// names above default from it (a name given wins); the store is read
+	// under the table, collection and column names it gives, PostgreSQL's
+	// lower-cased columns under the property names it declares; its
+	// allowEternalTokens turns AllowEternalTokens on; its realmDelimiter
+	// refuses the import unless IgnoreRealms. The report's Settings say
+	// what else of it matters after the switch.
+	App *App
+	// IgnoreRealms imports an app whose user model has a realmDelimiter,
+	// whose clients may log in as realm:name: Latchkey logs in by email or
+	// username alone, so those clients must change first.
+	IgnoreRealms bool
 	// Now is the time LoopBack's validity rule is applied at; zero: now.
 	Now time.Time
 	// VerifyTTL is how long imported verification links stay valid from
@@ -175,7 +187,11 @@ type Report struct {
 	// NotImported counts rows of models this import does not carry
 	// (roles and role mappings: Latchkey has no roles), by model.
 	NotImported map[string]int64
-	Elapsed     time.Duration
+	// Settings are notes on the LoopBack app's settings (Options.App):
+	// what the import read differently, and which Latchkey setting matches
+	// one of LoopBack's, or where Latchkey behaves otherwise.
+	Settings []string
+	Elapsed  time.Duration
 }
 
 // Trimmed is one user whose profile lost fields.

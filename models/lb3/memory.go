@@ -24,20 +24,40 @@ import (
 // wants and reads only those.
 type memoryFile struct {
 	path  string
-	index map[string]int64 // model → offset of its '{', after a whole pass
+	index map[string]int64 // key in "models" → offset of its '{', after a whole pass
 	stamp [2]int64         // size and modification time the index is of
+	app   *App             // the LoopBack app's names (Options.App), or nil
 }
 
 func (m *memoryFile) describe() string { return m.path }
 func (m *memoryFile) close() error     { return nil }
 
 // table: every model may be in the file; one that is not simply has no
-// records.
+// records. A model's records are under its name, or the app's
+// memory.collection (juggler memory.js getCollection).
 func (m *memoryFile) table(_ context.Context, model string) (string, bool, error) {
+	if c, ok := m.app.Table("memory", model); ok {
+		return c, true, nil
+	}
 	return model, true, nil
 }
 
+// scan reads the models in names, each under its collection.
 func (m *memoryFile) scan(ctx context.Context, names []string, fn func(model string, rec models.Fields) error) error {
+	keys := make([]string, 0, len(names))
+	modelOf := map[string]string{} // collection → the first model asked for under it
+	for _, n := range names {
+		key, _, _ := m.table(ctx, n)
+		if _, seen := modelOf[key]; !seen {
+			modelOf[key] = n
+			keys = append(keys, key)
+		}
+	}
+	return m.scanKeys(ctx, keys, func(key string, rec models.Fields) error { return fn(modelOf[key], rec) })
+}
+
+// scanKeys calls fn with each record under the keys of "models" in names.
+func (m *memoryFile) scanKeys(ctx context.Context, names []string, fn func(key string, rec models.Fields) error) error {
 	f, err := os.Open(m.path)
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ type sqlStore struct {
 	dialect string // "mysql" or "postgres"
 	desc    string // the URL without its password
 	tables  []string
+	app     *App // the LoopBack app's names (Options.App), or nil
 }
 
 // connectTimeout: a reachable server answers in milliseconds.
@@ -113,12 +114,18 @@ func newSQLStore(ctx context.Context, db *sql.DB, dialect, src string) (*sqlStor
 func (s *sqlStore) describe() string { return s.desc }
 func (s *sqlStore) close() error     { return s.db.Close() }
 
+// connector is the dialect as LoopBack's model JSON names it.
+func (s *sqlStore) connector() string { return connectorOf(s.dialect) }
+
 // table: MySQL's tables are named as the model (with
 // lower_case_table_names=0 "User" and "user" are two tables); PostgreSQL's
-// are lower-cased.
+// are lower-cased. A table the app renames (mysql.table,
+// postgresql.table) is taken as written: the connector quotes it.
 func (s *sqlStore) table(_ context.Context, model string) (string, bool, error) {
 	want := model
-	if s.dialect == "postgres" {
+	if t, ok := s.app.Table(s.connector(), model); ok {
+		want = t
+	} else if s.dialect == "postgres" {
 		want = strings.ToLower(model)
 	}
 	for _, t := range s.tables {
@@ -147,7 +154,7 @@ type column struct {
 
 // canonical are the built-in properties PostgreSQL lower-cased. A custom
 // model's own camel-case properties come back lower-cased too (fullname):
-// only the app's model JSON knows their case.
+// only the app's model JSON knows their case (App.Columns).
 var canonical = map[string]string{
 	"emailverified": "emailVerified", "verificationtoken": "verificationToken",
 	"userid": "userId", "principaltype": "principalType", "principalid": "principalId",
@@ -158,7 +165,11 @@ var canonical = map[string]string{
 var plainText = map[string]bool{"id": true, "email": true, "username": true, "password": true, "realm": true,
 	"verificationToken": true, "principalType": true}
 
-func (s *sqlStore) columns(ctx context.Context, table string) ([]column, error) {
+// columns lists table's columns, each with the property of model it
+// holds: the app's (a renamed column, a PostgreSQL column under the case
+// the app declares), else a built-in's on PostgreSQL, else its own name.
+func (s *sqlStore) columns(ctx context.Context, model, table string) ([]column, error) {
+	props := s.app.Columns(s.connector(), model)
 	q := `SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS
 		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`
 	if s.dialect == "postgres" {
@@ -180,10 +191,10 @@ func (s *sqlStore) columns(ctx context.Context, table string) ([]column, error) 
 			continue
 		}
 		c := column{name: name, prop: name}
-		if s.dialect == "postgres" {
-			if p, ok := canonical[name]; ok {
-				c.prop = p
-			}
+		if p, ok := props[name]; ok {
+			c.prop = p
+		} else if p, ok := canonical[name]; ok && s.dialect == "postgres" {
+			c.prop = p
 		}
 		dataType, colType = strings.ToLower(dataType), strings.ToLower(colType)
 		switch {
@@ -223,7 +234,7 @@ func (s *sqlStore) scan(ctx context.Context, names []string, fn func(string, mod
 }
 
 func (s *sqlStore) scanTable(ctx context.Context, model, table string, fn func(string, models.Fields) error) error {
-	cols, err := s.columns(ctx, table)
+	cols, err := s.columns(ctx, model, table)
 	if err != nil {
 		return fmt.Errorf("lb3: the columns of %s: %w", table, err)
 	}
