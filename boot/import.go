@@ -31,10 +31,14 @@ func importLB3Command() Command {
 		Flags: func(fs *flag.FlagSet) {
 			fs.Bool("dry-run", false, "read and check everything, print the report, write nothing")
 			fs.Bool("skip-duplicates", false, "import everyone but the users whose emails differ only in case (listed)")
-			fs.String("user-model", "", `the LoopBack user model to read (default: "user" or "User", whichever holds rows)`)
-			fs.String("token-model", "", `the LoopBack token model to read (default "AccessToken")`)
-			fs.String("identity-model", "", `the Passport login identity model to read (default "UserIdentity")`)
-			fs.String("credential-model", "", `the Passport linked-account model to read (default "UserCredential")`)
+			fs.String("lb3-app", "", "the LoopBack app's root folder (it holds server/model-config.json): its model JSON names the models, "+
+				"renamed tables and columns, and settings (realms, caseSensitiveEmail, ttl, allowEternalTokens) the store does not hold")
+			fs.Bool("ignore-realms", false, "import an app whose user model has a realmDelimiter: Latchkey logs in by email or username alone, "+
+				"so clients sending realm:name must change first")
+			fs.String("user-model", "", `the LoopBack user model to read (default: the app's, else "user" or "User", whichever holds rows)`)
+			fs.String("token-model", "", `the LoopBack token model to read (default: the app's, else "AccessToken")`)
+			fs.String("identity-model", "", `the Passport login identity model to read (default: the app's, else "UserIdentity")`)
+			fs.String("credential-model", "", `the Passport linked-account model to read (default: the app's, else "UserCredential")`)
 			fs.String("duplicates-csv", "", "with --skip-duplicates, where to write the case-duplicate groups left out (default lb3-duplicates.csv)")
 			fs.String("id-map", "", "a MongoDB export: write each user's ObjectId and the integer id it got to this CSV file")
 			fs.String("provider", "", "map LoopBack provider keys to provider ids: google-login=google,facebook-login=facebook "+
@@ -68,6 +72,12 @@ func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.W
 	if err != nil {
 		return usage(err)
 	}
+	var app *lb3.App
+	if dir := fs.Lookup("lb3-app").Value.String(); dir != "" {
+		if app, err = lb3.ReadApp(dir); err != nil {
+			return usage(fmt.Errorf("import lb3: --lb3-app: %w", err))
+		}
+	}
 
 	store, err := lb3.Open(ctx, source)
 	if _, ok := errors.AsType[*lb3.UsageError](err); ok {
@@ -82,6 +92,9 @@ func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.W
 	}
 
 	fmt.Fprintf(stdout, "import lb3: reading %s (%s)\n", models.RedactDSN(source), store.Kind())
+	if app != nil {
+		fmt.Fprintf(stdout, "import lb3: with the model JSON of the LoopBack app %s\n", app.Dir)
+	}
 	p := newCopyProgress(stdout)
 	p.name = "import lb3"
 	opts := lb3.Options{
@@ -92,6 +105,8 @@ func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.W
 		Providers:          providers,
 		AllowEternalTokens: cfg.AllowEternalTokens,
 		SkipDuplicates:     flagOn("skip-duplicates"),
+		App:                app,
+		IgnoreRealms:       flagOn("ignore-realms"),
 		Now:                time.Now(),
 		VerifyTTL:          time.Duration(cfg.VerifyTTL) * time.Second,
 		Progress: func(g lb3.Progress) {
@@ -236,6 +251,12 @@ func printImportReport(w io.Writer, r lb3.Report, cfg Config, verb string) {
 			parts = append(parts, fmt.Sprintf("%s %d", m, r.NotImported[m]))
 		}
 		fmt.Fprintf(w, "  not imported (Latchkey has no roles): %s\n", strings.Join(parts, ", "))
+	}
+	if len(r.Settings) > 0 {
+		fmt.Fprintln(w, "  from the LoopBack app's model JSON:")
+		for _, note := range r.Settings {
+			fmt.Fprintf(w, "    %s\n", note)
+		}
 	}
 	if r.Sessions > 0 && cfg.AllowEternalTokens {
 		fmt.Fprintln(w, "  eternal tokens (ttl -1) were kept: serve with LATCHKEY_ALLOW_ETERNAL_TOKENS=true so they keep working")

@@ -196,3 +196,104 @@ func TestImportMongoObjectIDRoutes(t *testing.T) {
 		t.Errorf("bob's LoopBack link, uid his ObjectId: %d %s", got.status, got.body)
 	}
 }
+
+// exitCode is main's exit status for Run's error: 0 done, 2 a usage
+// error, 1 anything else.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if _, ok := errors.AsType[*boot.UsageError](err); ok {
+		return 2
+	}
+	return 1
+}
+
+// TestImportLB3AppFlags: --lb3-app reads the app's model JSON (the
+// fixture's own, testdata/lb3, whose allowEternalTokens brings the eternal
+// token in without --allow-eternal-tokens, and whose settings the report
+// notes); an app that cannot be read is a usage error (2), and so is a
+// realmDelimiter without --ignore-realms; a refusal of the data stays 1.
+func TestImportLB3AppFlags(t *testing.T) {
+	t.Parallel()
+	f := lb3store.Make(t, lb3store.Memory)
+	target := testdb.DSN(t)
+	const app = "../testdata/lb3"
+
+	out, err := runImport(t, target, "--dry-run", "--skip-duplicates", f.Source)
+	if exitCode(err) != 0 || !strings.Contains(out, "eternal tokens (ttl -1) without --allow-eternal-tokens") {
+		t.Fatalf("without the app: exit %d (%v), the eternal token is not skipped:\n%s", exitCode(err), err, out)
+	}
+	out, err = runImport(t, target, "--dry-run", "--skip-duplicates", "--lb3-app", app, f.Source)
+	if exitCode(err) != 0 {
+		t.Fatalf("with the app: exit %d: %v\n%s", exitCode(err), err, out)
+	}
+	for _, want := range []string{"with the model JSON of the LoopBack app " + app, `user model "user"`, "from the LoopBack app's model JSON:",
+		"LATCHKEY_ALLOW_ETERNAL_TOKENS=true"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the dry run's report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "without --allow-eternal-tokens") {
+		t.Errorf("the app's allowEternalTokens did not bring the eternal token in:\n%s", out)
+	}
+
+	bad := t.TempDir()
+	os.MkdirAll(filepath.Join(bad, "server"), 0o755)
+	os.WriteFile(filepath.Join(bad, "server", "model-config.json"), []byte(`{"user": {"dataSource": "db"},}`), 0o644)
+	// A realmDelimiter app whose user model holds the fixture's users.
+	realms := t.TempDir()
+	os.MkdirAll(filepath.Join(realms, "server"), 0o755)
+	os.MkdirAll(filepath.Join(realms, "common", "models"), 0o755)
+	os.WriteFile(filepath.Join(realms, "server", "model-config.json"), []byte(`{"user": {"dataSource": "db"}}`), 0o644)
+	os.WriteFile(filepath.Join(realms, "common", "models", "user.json"), []byte(`{"name": "user", "base": "User", "realmDelimiter": ":"}`), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--lb3-app", filepath.Join(t.TempDir(), "nowhere"), f.Source}, 2, "does not exist"},
+		{[]string{"--lb3-app", bad, f.Source}, 2, filepath.Join(bad, "server", "model-config.json")},
+		{[]string{"--dry-run", "--skip-duplicates", "--lb3-app", realms, f.Source}, 2, "--ignore-realms"},
+		{[]string{"--lb3-app", app, f.Source}, 1, "Ann@x.com"}, // the case duplicate: a refusal, not a usage error
+	} {
+		_, err := runImport(t, target, c.args...)
+		if exitCode(err) != c.code || !strings.Contains(fmt.Sprint(err), c.want) {
+			t.Errorf("%q: exit %d, want %d with %q: %v", c.args, exitCode(err), c.code, c.want, err)
+		}
+	}
+	out, err = runImport(t, target, "--dry-run", "--skip-duplicates", "--ignore-realms", "--lb3-app", realms, f.Source)
+	if exitCode(err) != 0 || !strings.Contains(out, `realmDelimiter ":" ignored (--ignore-realms)`) {
+		t.Errorf("--ignore-realms: exit %d (%v):\n%s", exitCode(err), err, out)
+	}
+	if !noRows(t, target) {
+		t.Fatalf("dry runs and refusals wrote: %s", tableCounts(t, target))
+	}
+
+	// The import itself, eternal token and all, with no --allow-eternal-tokens.
+	out, err = runImport(t, target, "--skip-duplicates", "--lb3-app", app, f.Source)
+	if exitCode(err) != 0 || !strings.Contains(out, "LATCHKEY_ALLOW_ETERNAL_TOKENS=true") {
+		t.Fatalf("import: exit %d (%v):\n%s", exitCode(err), err, out)
+	}
+	ctx := context.Background()
+	db, err := models.Open(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	u := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), models.NewLimiter(db, models.DefaultLimitConfig()),
+		models.Config{AllowEternalTokens: true, TokenTTL: 1209600, TokenMaxTTL: 31556926})
+	eternal := 0
+	for _, tok := range f.TokensIn(lb3store.StateLive) {
+		if tok.TTL != -1 {
+			continue
+		}
+		eternal++
+		if s, err := u.Authenticate(ctx, tok.ID, models.ScopeSession); err != nil || s == nil || s.User.ID != tok.UserID {
+			t.Errorf("the eternal token %s: %+v, %v", tok.Key, s, err)
+		}
+	}
+	if eternal == 0 {
+		t.Error("the fixture has no eternal token: the test proves nothing")
+	}
+}

@@ -357,7 +357,8 @@ func (p *Plan) write(ctx context.Context, tx *models.Tx) (Report, error) {
 	start := time.Now()
 	plan := p.report
 	rep := Report{Source: plan.Source, UserModel: plan.UserModel, TokenModel: plan.TokenModel,
-		Skipped: map[string]int64{}, Removed: map[string]int64{}, NotImported: plan.NotImported, Duplicates: plan.Duplicates}
+		Skipped: map[string]int64{}, Removed: map[string]int64{}, NotImported: plan.NotImported, Duplicates: plan.Duplicates,
+		Settings: plan.Settings}
 	led := p.opts.Ledger
 	if led == nil {
 		led = &models.ImportLedger{}
