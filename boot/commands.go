@@ -45,7 +45,8 @@ func commands(start time.Time, ready func(addr string)) []Command {
 // dispatch runs the command args[0] names with the rest of args, or the
 // default command with all of them when args[0] is a flag or absent.
 // "help" lists the commands.
-func dispatch(ctx context.Context, cmds []Command, args []string, getenv func(string) string, stdout io.Writer) error {
+func dispatch(ctx context.Context, cmds []Command, args []string, environ []string, stdout io.Writer) error {
+	getenv := lookup(environ)
 	cmd, fsName := cmds[0], "latchkey"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name := args[0]

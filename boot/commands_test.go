@@ -11,13 +11,11 @@ import (
 	"github.com/latchkey/latchkey/internal/testkit"
 )
 
-func noEnv(string) string { return "" }
-
 // TestHelpListsCommands: latchkey help lists every command and needs no
 // valid configuration.
 func TestHelpListsCommands(t *testing.T) {
 	var out testkit.SyncBuffer
-	bad := func(k string) string { return map[string]string{"LATCHKEY_BCRYPT_COST": "4"}[k] }
+	bad := boot.Environ(map[string]string{"LATCHKEY_BCRYPT_COST": "4"})
 	if err := boot.Run(context.Background(), []string{"help"}, bad, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +24,7 @@ func TestHelpListsCommands(t *testing.T) {
 			t.Errorf("help lacks %q:\n%s", want, out.String())
 		}
 	}
-	if err := boot.Run(context.Background(), []string{"help", "serve"}, noEnv, &out); err == nil {
+	if err := boot.Run(context.Background(), []string{"help", "serve"}, nil, &out); err == nil {
 		t.Error("help with an argument accepted")
 	}
 }
@@ -34,7 +32,7 @@ func TestHelpListsCommands(t *testing.T) {
 // TestUnknownCommand: a first argument that is neither a flag nor a
 // command stops with the list of commands.
 func TestUnknownCommand(t *testing.T) {
-	err := boot.Run(context.Background(), []string{"serv", "-addr", "127.0.0.1:0"}, noEnv, &testkit.SyncBuffer{})
+	err := boot.Run(context.Background(), []string{"serv", "-addr", "127.0.0.1:0"}, nil, &testkit.SyncBuffer{})
 	if want := `unknown command "serv" (commands: serve, copy, import lb3, help)`; err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
@@ -60,16 +58,16 @@ func TestServeCommandFlags(t *testing.T) {
 	}
 
 	var out testkit.SyncBuffer
-	if err := boot.Run(context.Background(), []string{"serve", "-h"}, noEnv, &out); !errors.Is(err, flag.ErrHelp) {
+	if err := boot.Run(context.Background(), []string{"serve", "-h"}, nil, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("serve -h: %v", err)
 	}
 	if s := out.String(); !strings.HasPrefix(s, "Usage of latchkey serve:\n") || !strings.Contains(s, "(env LATCHKEY_ADDR, default \"127.0.0.1:3000\")") {
 		t.Errorf("serve -h:\n%s", s)
 	}
-	if err := boot.Run(context.Background(), []string{"serve", "extra"}, noEnv, &out); err == nil || err.Error() != `unexpected argument "extra"` {
+	if err := boot.Run(context.Background(), []string{"serve", "extra"}, nil, &out); err == nil || err.Error() != `unexpected argument "extra"` {
 		t.Errorf("serve extra: %v", err)
 	}
-	if err := boot.Run(context.Background(), []string{"serve", "-bcrypt-cost", "99"}, noEnv, &out); err == nil || !strings.Contains(err.Error(), "config -bcrypt-cost:") {
+	if err := boot.Run(context.Background(), []string{"serve", "-bcrypt-cost", "99"}, nil, &out); err == nil || !strings.Contains(err.Error(), "config -bcrypt-cost:") {
 		t.Errorf("serve -bcrypt-cost 99: %v", err)
 	}
 }
@@ -78,7 +76,7 @@ func TestServeCommandFlags(t *testing.T) {
 // program's name, as before there were commands.
 func TestDefaultHelp(t *testing.T) {
 	var out testkit.SyncBuffer
-	if err := boot.Run(context.Background(), []string{"-h"}, noEnv, &out); !errors.Is(err, flag.ErrHelp) {
+	if err := boot.Run(context.Background(), []string{"-h"}, nil, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
 	if s := out.String(); !strings.HasPrefix(s, "Usage of latchkey:\n") || !strings.Contains(s, "-hash-queue") {

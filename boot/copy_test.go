@@ -37,7 +37,7 @@ func runCopy(t *testing.T, src string, args ...string) (string, error) {
 	t.Helper()
 	var out testkit.SyncBuffer
 	env := map[string]string{"LATCHKEY_DB": src}
-	err := boot.Run(context.Background(), append([]string{"copy"}, args...), func(k string) string { return env[k] }, &out)
+	err := boot.Run(context.Background(), append([]string{"copy"}, args...), boot.Environ(env), &out)
 	if strings.Contains(out.String(), secret) || err != nil && strings.Contains(err.Error(), secret) {
 		t.Errorf("the password was printed:\n%s\nerror: %v", out.String(), err)
 	}

@@ -21,7 +21,7 @@ func runImport(t *testing.T, target string, args ...string) (string, error) {
 	t.Helper()
 	var out testkit.SyncBuffer
 	env := map[string]string{"LATCHKEY_DB": target}
-	err := boot.Run(context.Background(), append([]string{"import", "lb3"}, args...), func(k string) string { return env[k] }, &out)
+	err := boot.Run(context.Background(), append([]string{"import", "lb3"}, args...), boot.Environ(env), &out)
 	if strings.Contains(out.String(), secret) || err != nil && strings.Contains(err.Error(), secret) {
 		t.Errorf("the password was printed:\n%s\nerror: %v", out.String(), err)
 	}

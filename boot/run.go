@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,18 +201,41 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Run is the whole program: args pick a command (commands.go; serve, the
-// default, when args[0] is not a command name) and its flags, getenv the
-// LATCHKEY_* variables; logs and help go to stdout. serve runs until ctx is
-// cancelled (SIGINT/SIGTERM in main).
-func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	return RunReady(ctx, args, getenv, stdout, nil)
+// default, when args[0] is not a command name) and its flags, environ
+// (os.Environ's "KEY=value" list) the LATCHKEY_* variables; logs and help
+// go to stdout. serve runs until ctx is cancelled (SIGINT/SIGTERM in main).
+// The environment is a list rather than a lookup because some settings are
+// found by their names (LATCHKEY_OIDC_<ID>_ISSUER for every <ID>).
+func Run(ctx context.Context, args []string, environ []string, stdout io.Writer) error {
+	return RunReady(ctx, args, environ, stdout, nil)
 }
 
 // RunReady is Run with a readiness callback: ready, when not nil, receives
 // the listening address once requests can be served (tests use it with
 // LATCHKEY_ADDR=127.0.0.1:0).
-func RunReady(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(addr string)) error {
-	return dispatch(ctx, commands(time.Now(), ready), args, getenv, stdout)
+func RunReady(ctx context.Context, args []string, environ []string, stdout io.Writer, ready func(addr string)) error {
+	return dispatch(ctx, commands(time.Now(), ready), args, environ, stdout)
+}
+
+// Environ turns a map of variables into the list Run takes, in key order.
+func Environ(vars map[string]string) []string {
+	out := make([]string, 0, len(vars))
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		out = append(out, k+"="+vars[k])
+	}
+	return out
+}
+
+// lookup is the getenv of an environ list; a later entry wins, as in the
+// process environment.
+func lookup(environ []string) func(string) string {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	return func(k string) string { return vars[k] }
 }
 
 // serve is the serve command: log to stdout, listen, serve until ctx ends.

@@ -43,7 +43,7 @@ func startAppArgs(t *testing.T, args []string, env map[string]string) (string, *
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- boot.RunReady(ctx, args, func(k string) string { return vars[k] }, logs, func(a string) { addrc <- a })
+		done <- boot.RunReady(ctx, args, boot.Environ(vars), logs, func(a string) { addrc <- a })
 	}()
 	var addr string
 	select {
