@@ -42,6 +42,10 @@ type Provider interface {
 	Label() string
 	// Kind is "oidc", "google", "github", "facebook" or "x" (the icon).
 	Kind() string
+	// Issuer is the OIDC issuer, to compare with the callback's iss
+	// parameter when the provider sends one (RFC 9207); "" for the
+	// OAuth2 presets.
+	Issuer() string
 	// AutoLink says the operator opted in (…_AUTO_LINK=verified) to
 	// signing a verified provider email in to the local account with the
 	// same verified email.
@@ -68,7 +72,15 @@ var (
 	ErrExchange = errors.New("oauth: the provider's answer could not be verified")
 )
 
-// The rest of the package (being written): Settings (one provider's
-// configuration), FromEnv (LATCHKEY_OIDC_<ID>_… and LATCHKEY_OAUTH_…),
-// Registry (NewRegistry starts OIDC discovery in the background and
-// retries; Get, List; NewRegistryOf for tests) and the provider kinds.
+// checkFlow refuses a flow the caller has not set up: an empty state, or
+// a PKCE verifier that is not 43 to 128 characters (RFC 7636 §4.1;
+// oauth2.GenerateVerifier makes 43).
+func checkFlow(state, verifier string) error {
+	if state == "" {
+		return errors.New("oauth: empty state")
+	}
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return errors.New("oauth: the PKCE verifier must be 43 to 128 characters")
+	}
+	return nil
+}
