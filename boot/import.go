@@ -148,7 +148,7 @@ func runImportLB3(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.W
 		}
 		return fmt.Errorf("import lb3: refused, nothing was written: %w", err)
 	}
-	if err := writeSideFiles(ctx, fs, store, plan.Report()); err != nil {
+	if err := writeSideFiles(ctx, fs, store, plan.Report(), dry); err != nil {
 		return err
 	}
 	if dry {
@@ -290,9 +290,10 @@ func removeFresh(path string) {
 // groups left out (--skip-duplicates; --duplicates-csv names the file) and
 // a MongoDB export's ObjectId → id map (--id-map). They hold ids, emails
 // and counts; never a password, hash or token.
-func writeSideFiles(ctx context.Context, fs *flag.FlagSet, store *lb3.Store, rep lb3.Report) error {
+// A dry run writes only what a flag names explicitly.
+func writeSideFiles(ctx context.Context, fs *flag.FlagSet, store *lb3.Store, rep lb3.Report, dry bool) error {
 	dupPath := fs.Lookup("duplicates-csv").Value.String()
-	if dupPath == "" && fs.Lookup("skip-duplicates").Value.String() == "true" && len(rep.Duplicates) > 0 {
+	if dupPath == "" && !dry && fs.Lookup("skip-duplicates").Value.String() == "true" && len(rep.Duplicates) > 0 {
 		dupPath = "lb3-duplicates.csv"
 	}
 	if dupPath != "" {

@@ -128,7 +128,7 @@ func TestImportLB3Command(t *testing.T) {
 	// Run again on the same source: a delta with nothing to do.
 	before := tableCounts(t, target)
 	for _, dry := range []bool{true, false} {
-		args := []string{"--skip-duplicates", "--allow-eternal-tokens", "--provider", "google-login=google", f.Source}
+		args := []string{"--skip-duplicates", "--duplicates-csv", dupCSV, "--allow-eternal-tokens", "--provider", "google-login=google", f.Source}
 		if dry {
 			args = append([]string{"--dry-run"}, args...)
 		}
@@ -271,7 +271,7 @@ func TestImportLB3AppFlags(t *testing.T) {
 	}
 
 	// The import itself, eternal token and all, with no --allow-eternal-tokens.
-	out, err = runImport(t, target, "--skip-duplicates", "--lb3-app", app, f.Source)
+	out, err = runImport(t, target, "--skip-duplicates", "--duplicates-csv", filepath.Join(t.TempDir(), "dups.csv"), "--lb3-app", app, f.Source)
 	if exitCode(err) != 0 || !strings.Contains(out, "LATCHKEY_ALLOW_ETERNAL_TOKENS=true") {
 		t.Fatalf("import: exit %d (%v):\n%s", exitCode(err), err, out)
 	}
