@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"net/http"
 	"strconv"
 
@@ -25,6 +26,8 @@ type sessionJSON struct {
 	IP        string `json:"ip"`
 	UserAgent string `json:"userAgent"`
 	Current   bool   `json:"current"`
+	// Method is how it signed in: "password" or the provider's id.
+	Method string `json:"method"`
 }
 
 // sessionOwner is ownerID that also accepts "me" for the caller.
@@ -58,7 +61,7 @@ func (h *Handler) handleAPISessions(c echo.Context) error {
 	out := make([]sessionJSON, 0, len(list))
 	for _, x := range list {
 		out = append(out, sessionJSON{ID: x.Handle, Created: ISOTime(x.Created), LastUsed: ISOTime(x.LastUsed),
-			IP: x.IP, UserAgent: x.UserAgent, Current: x.Current})
+			IP: x.IP, UserAgent: x.UserAgent, Current: x.Current, Method: cmp.Or(x.Method, "password")})
 	}
 	return writeJSON(c, http.StatusOK, out)
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 
+	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/static"
 )
@@ -30,6 +31,15 @@ type Options struct {
 	// changes (models.DB.FeedUp); /healthz says "cache": "bypassed" when
 	// it does not.
 	FeedUp func() bool
+	// Providers are the third-party sign-in providers (an
+	// oauth.Registry); nil: none.
+	Providers Providers
+}
+
+// Providers is the set of configured third-party sign-in providers.
+type Providers interface {
+	Get(id string) (oauth.Provider, bool)
+	List() []oauth.Provider
 }
 
 // Handler serves every route. Build it with New; its settings are the

@@ -61,6 +61,7 @@ func (h *Handler) registerPages(e *echo.Echo) {
 	e.GET(resetPath, p.handleResetPage, mw...)
 	e.POST(resetPath, p.handleResetSubmit, mw...)
 	p.registerSessionPages(e, mw)
+	p.registerOAuthPages(e, mw)
 
 	e.GET(static.Prefix+"*", p.handleStatic)
 	e.HEAD(static.Prefix+"*", p.handleStatic)
@@ -105,10 +106,14 @@ func (p *pages) handleStatic(c echo.Context) error {
 func (p *pages) handleHome(c echo.Context) error {
 	s := sessionOf(c)
 	if s == nil {
-		return render(c, http.StatusOK, views.HomePage(p.page(c, "Log in"), nil, views.LoginForm{}))
+		return render(c, http.StatusOK, views.HomePage(p.page(c, "Log in"), nil, views.LoginForm{Providers: p.providerButtons()}))
+	}
+	methods, err := p.signInMethods(c, s)
+	if err != nil {
+		return err
 	}
 	a := &views.Account{Email: s.User.Email, Username: s.User.Username,
-		Verified: s.User.EmailVerified != nil && *s.User.EmailVerified}
+		Verified: s.User.EmailVerified != nil && *s.User.EmailVerified, Methods: methods}
 	pg := p.page(c, "Your account")
 	return render(c, http.StatusOK, views.HomePage(pg, a, views.LoginForm{}))
 }
@@ -118,7 +123,7 @@ func (p *pages) handleLoginPage(c echo.Context) error {
 	if sessionOf(c) != nil {
 		return seeOther(c, "/")
 	}
-	return render(c, http.StatusOK, views.LoginPage(p.page(c, "Log in"), views.LoginForm{}))
+	return render(c, http.StatusOK, views.LoginPage(p.page(c, "Log in"), views.LoginForm{Providers: p.providerButtons()}))
 }
 
 // handleLoginSubmit is POST /login (fields email — an email or a username —
@@ -136,7 +141,7 @@ func (p *pages) handleLoginSubmit(c echo.Context) error {
 	}
 	if len(errs) > 0 {
 		return render(c, http.StatusUnprocessableEntity, views.LoginPage(p.page(c, "Log in"),
-			views.LoginForm{Email: login, Errors: errs}))
+			views.LoginForm{Email: login, Errors: errs, Providers: p.providerButtons()}))
 	}
 	ctx, meta := c.Request().Context(), clientMeta(c)
 	tok, _, err := p.Users.Login(ctx, models.Credentials{Login: login, Password: password}, meta)
@@ -163,6 +168,9 @@ func (p *pages) handleLoginSubmit(c echo.Context) error {
 	}
 	p.setSessionCookie(c, tok)
 	p.rotateCSRF(c)
+	if msg := p.linkPending(c, tok.UserID); msg != "" {
+		p.setFlash(c, msg)
+	}
 	return seeOther(c, "/")
 }
 
@@ -195,7 +203,7 @@ func (p *pages) handleSignupPage(c echo.Context) error {
 	if sessionOf(c) != nil {
 		return seeOther(c, "/")
 	}
-	return render(c, http.StatusOK, views.SignupPage(p.page(c, "Sign up"), views.SignupForm{MinPassword: p.minPassword}))
+	return render(c, http.StatusOK, views.SignupPage(p.page(c, "Sign up"), views.SignupForm{MinPassword: p.minPassword, Providers: p.providerButtons()}))
 }
 
 // handleSignupSubmit is POST /signup (email, optional username, password):
@@ -204,7 +212,8 @@ func (p *pages) handleSignupPage(c echo.Context) error {
 // password rules are the API's, word for word.
 func (p *pages) handleSignupSubmit(c echo.Context) error {
 	email, username, password := c.FormValue("email"), c.FormValue("username"), c.FormValue("password")
-	form := views.SignupForm{Email: email, Username: username, Errors: views.FieldErrors{}, MinPassword: p.minPassword}
+	form := views.SignupForm{Email: email, Username: username, Errors: views.FieldErrors{}, MinPassword: p.minPassword,
+		Providers: p.providerButtons()}
 	// Check what can be checked without the database first, so every
 	// field's problem shows at once.
 	switch {

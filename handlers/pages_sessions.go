@@ -48,10 +48,22 @@ func (p *pages) sessionsView(c echo.Context, s *models.Session) (views.SessionsV
 	if err != nil {
 		return views.SessionsView{}, err
 	}
-	v := views.SessionsView{Notice: sessionsNotice(c.QueryParam("done"))}
+	v := views.SessionsView{Notice: sessionsNotice(c.QueryParam("done")), NoPassword: !s.User.HasPassword(),
+		Recent: p.Users.RecentlyAuthenticated(s)}
 	for _, x := range list {
+		method := "password"
+		if x.Method != "" {
+			method = p.providerView(x.Method).Label
+		}
 		v.Sessions = append(v.Sessions, views.SessionRow{Handle: x.Handle, Created: formatSeen(x.Created),
-			LastSeen: formatSeen(x.LastUsed), IP: x.IP, UserAgent: x.UserAgent, Current: x.Current})
+			LastSeen: formatSeen(x.LastUsed), IP: x.IP, UserAgent: x.UserAgent, Current: x.Current, Method: method})
+	}
+	if v.NoPassword {
+		m, err := p.signInMethods(c, s)
+		if err != nil {
+			return v, err
+		}
+		v.Reauth = m.Reauth
 	}
 	return v, nil
 }
@@ -104,12 +116,15 @@ func (p *pages) handleSessionsRevokeOthers(c echo.Context) error {
 	if resp, status, ok := busyResponse(c, err); ok {
 		return render(c, status, views.ResponsePage(p.page(c, resp.Title), resp))
 	}
-	if errors.Is(err, models.ErrWrongPassword) {
+	if errors.Is(err, models.ErrWrongPassword) || errors.Is(err, models.ErrReauthRequired) {
 		v, verr := p.sessionsView(c, s)
 		if verr != nil {
 			return verr
 		}
 		v.PasswordError = "That password is not right. Enter the password you log in with."
+		if errors.Is(err, models.ErrReauthRequired) {
+			v.PasswordError = "Confirm it is you with the provider you sign in with first."
+		}
 		return render(c, http.StatusUnprocessableEntity, views.SessionsPage(p.page(c, "Your sessions"), v))
 	}
 	if err != nil {

@@ -63,6 +63,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	}
 	h.registerAPIReset(users)
 	h.registerAPISessions(users)
+	h.registerAPIIdentities(users)
 	users.Any("/*", notFound)
 	api.Any("/*", notFound)
 	api.Any("", notFound)

@@ -116,6 +116,16 @@ func flashText(key string) string {
 	switch key {
 	case "logged-out":
 		return "You have logged out."
+	case "linked":
+		return "The new way to sign in is linked to your account."
+	case "unlinked":
+		return "That way to sign in is removed from your account."
+	case "reauthenticated":
+		return "Thanks: you can make the change now."
+	case "link-expired":
+		return "You are logged in, but linking took too long: add the sign-in method from your account page."
+	case "link-failed":
+		return "You are logged in, but that account could not be linked: it may sign in to another account here."
 	}
 	return ""
 }

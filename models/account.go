@@ -419,7 +419,7 @@ func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, 
 	if err != nil {
 		return err
 	}
-	if err := s.confirmIdentity(ctx, sess, u, oldPassword, meta); err != nil {
+	if err := s.confirmUser(ctx, sess, u, oldPassword, meta); err != nil {
 		return err
 	}
 	hash, err := s.hasher.Hash(ctx, newPassword)

@@ -66,12 +66,16 @@ var (
 	// ErrFlowExpired: the flow took longer than FlowTTL.
 	ErrFlowExpired = errors.New("models: the sign-in took too long")
 	// ErrIdentityTaken: the provider account signs in to another user.
-	ErrIdentityTaken = errors.New("models: this provider account is linked to another account")
+	ErrIdentityTaken = &Error{Kind: KindUnprocessable, Code: "IDENTITY_TAKEN",
+		Message: "This provider account is linked to another account"}
 	// ErrLastSignInMethod: unlinking would leave the account no way to
-	// sign in.
-	ErrLastSignInMethod = errors.New("models: the only way left to sign in")
-	// ErrReauthRequired: the change needs a recent authentication.
-	ErrReauthRequired = errors.New("models: authenticate again first")
+	// sign in (SECURITY O7).
+	ErrLastSignInMethod = &Error{Kind: KindUnprocessable, Code: "LAST_SIGN_IN_METHOD",
+		Message: "This is the account's only way to sign in: set a password or link another provider first"}
+	// ErrReauthRequired: the change needs a recent authentication (an
+	// account without a password has no password to type).
+	ErrReauthRequired = &Error{Kind: KindUnauthorized, Code: "REAUTHENTICATION_REQUIRED",
+		Message: "Sign in again (through your provider) to make this change"}
 )
 
 // LinkRequiredError is a provider account whose email belongs to an

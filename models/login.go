@@ -178,11 +178,19 @@ func (s *Users) checkPassword(ctx context.Context, u *User, pw string, meta Clie
 	return nil
 }
 
-// confirmIdentity is what a sensitive change asks of the session's user:
+// Confirm is what a sensitive change asks of the session's user:
 // their password again, or, for an account without one (made through a
 // provider), a recent authentication (ErrReauthRequired otherwise: the
 // pages then offer a re-authentication through the provider).
-func (s *Users) confirmIdentity(ctx context.Context, sess *Session, u *User, pw string, meta ClientMeta) error {
+func (s *Users) Confirm(ctx context.Context, sess *Session, pw string, meta ClientMeta) error {
+	u, err := s.FindUserByID(ctx, sess.User.ID)
+	if err != nil {
+		return err
+	}
+	return s.confirmUser(ctx, sess, u, pw, meta)
+}
+
+func (s *Users) confirmUser(ctx context.Context, sess *Session, u *User, pw string, meta ClientMeta) error {
 	if !u.HasPassword() {
 		if s.RecentlyAuthenticated(sess) {
 			return nil

@@ -42,6 +42,8 @@ type SessionInfo struct {
 	IP        string
 	UserAgent string
 	Current   bool // the session that asked
+	// Method is how it signed in: "" a password, else the provider's id.
+	Method string
 }
 
 // maxListedSessions bounds the list; a user with more is shown the most recent.
@@ -70,7 +72,7 @@ func (s *Users) ListSessions(ctx context.Context, sess *Session) ([]SessionInfo,
 			continue
 		}
 		info := SessionInfo{Handle: t.DigestHex(), Created: t.Created, LastUsed: t.LastUsed, Expires: t.Expires,
-			IP: t.IP, UserAgent: t.UA, Current: t.Digest == sess.Token.Digest}
+			IP: t.IP, UserAgent: t.UA, Current: t.Digest == sess.Token.Digest, Method: t.Method}
 		if info.Current {
 			info.LastUsed = now.Truncate(time.Millisecond)
 		}
@@ -118,7 +120,7 @@ func (s *Users) RevokeOtherSessions(ctx context.Context, sess *Session, password
 	if err != nil {
 		return 0, err
 	}
-	if err := s.confirmIdentity(ctx, sess, u, password, meta); err != nil {
+	if err := s.confirmUser(ctx, sess, u, password, meta); err != nil {
 		return 0, err
 	}
 	var n int64

@@ -14,6 +14,8 @@ import templruntime "github.com/a-h/templ/runtime"
 type LoginForm struct {
 	Email  string
 	Errors FieldErrors
+	// Providers are the third-party sign-in buttons shown above the form.
+	Providers []Provider
 }
 
 // LoginFields is the login form itself, shared by the home page and /login.
@@ -92,6 +94,10 @@ func LoginPage(p Page, f LoginForm) templ.Component {
 			}
 			ctx = templ.InitializeContext(ctx)
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<section class=\"card\" data-testid=\"page-login\"><h1>Log in</h1><p class=\"lead\">Welcome back. Use your email address or username.</p>")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = ProviderButtons(p, f.Providers, "").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -18,6 +18,8 @@ type SignupForm struct {
 	Alert string
 	// MinPassword is the configured minimum password length.
 	MinPassword int
+	// Providers are the third-party sign-in buttons shown above the form.
+	Providers []Provider
 }
 
 // SignupPage is GET /signup and a sign-up sent back with errors.
@@ -55,6 +57,10 @@ func SignupPage(p Page, f SignupForm) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			templ_7745c5c3_Err = FormAlert(f.Alert).Render(ctx, templ_7745c5c3_Buffer)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = ProviderButtons(p, f.Providers, "").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
