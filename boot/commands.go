@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/oauth"
 )
 
 // Command is one thing the binary does: latchkey [command] [flags]. Each
@@ -82,6 +84,9 @@ func dispatch(ctx context.Context, cmds []Command, args []string, environ []stri
 	cfg, err := parseConfig(fs, args, getenv)
 	if err != nil {
 		return usage(err)
+	}
+	if cfg.Providers, err = oauth.FromEnv(environ, cfg.BaseURL); err != nil {
+		return usage(fmt.Errorf("config %w", err))
 	}
 	if cmd.Args == "" && fs.NArg() > 0 {
 		return usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))

@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/models"
 
 	"errors"
@@ -19,6 +20,11 @@ import (
 // Config is everything the server needs, read from flags with environment
 // fallbacks (flag > LATCHKEY_* variable > default). Tests build it directly.
 type Config struct {
+	// Providers are the third-party sign-in providers, from
+	// LATCHKEY_OIDC_<ID>_… and LATCHKEY_OAUTH_{GITHUB,FACEBOOK,X}_…
+	// (internal/oauth.FromEnv): found by name, so only in the environment.
+	Providers []oauth.Settings
+
 	Addr      string // LATCHKEY_ADDR
 	DB        string // LATCHKEY_DB
 	BaseURL   string // LATCHKEY_BASE_URL: links in mail and the cookie's Secure flag come from it, never from Host

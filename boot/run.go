@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -101,6 +102,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		MailStats:      outbox.Stats,
 		Ping:           db.Ping,
 		FeedUp:         db.FeedUp,
+		Providers:      oauth.NewRegistry(ctx, cfg.Providers, &http.Client{Timeout: 15 * time.Second}, log),
 	})
 	h.Register(e)
 	app.Echo = e
@@ -145,6 +147,9 @@ func (a *App) pruneTokens(ctx context.Context) {
 				return
 			case <-pause.C:
 			}
+		}
+		if _, err := a.Users.PruneFlows(ctx); err != nil && ctx.Err() == nil {
+			a.Log.Error("pruning expired sign-in flows", "err", err)
 		}
 		select {
 		case <-ctx.Done():
