@@ -207,11 +207,11 @@ func TestOAuthO1FlowBoundAndSingleUse(t *testing.T) {
 	}
 }
 
-// TestOAuthSignUpThenSignIn: a new provider account makes an account with
+// TestOAuthO3SignUpThenSignInByIdentity: a new provider account makes an account with
 // no password, the address verified as the provider says; the next sign-in
 // (the provider's email changed meanwhile: O3) is the same account; the
 // session says how it signed in.
-func TestOAuthSignUpThenSignIn(t *testing.T) {
+func TestOAuthO3SignUpThenSignInByIdentity(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dex := newStub("dex")
