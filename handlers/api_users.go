@@ -225,7 +225,7 @@ func (h *Handler) handleAPIChangePassword(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if oldPw == "" {
+	if oldPw == "" && s.User.HasPassword() { // an account made through a provider has none: a recent sign-in stands in
 		return models.RequiredArg("oldPassword")
 	}
 	newPw, _, err := stringArg(body, "newPassword")

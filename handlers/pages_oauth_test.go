@@ -498,3 +498,28 @@ func mustQuery(t *testing.T, raw string) url.Values {
 	}
 	return u.Query()
 }
+
+// TestOAuthSetPasswordWithoutOne: an account made through a provider sets
+// its first password through change-password without an old one, while its
+// sign-in is recent; later it must sign in again first.
+func TestOAuthSetPasswordWithoutOne(t *testing.T) {
+	t.Parallel()
+	dex := newStub("dex")
+	env := newEnv(t, withProviders(dex))
+	b := newBrowser(t, env, "http://localhost:3000")
+	signInWith(t, b, dex, oauth.Account{Subject: "gil", Email: "gil@example.com", EmailVerified: true}, nil).redirects("/")
+	tok := sessionToken(t, b)
+	r := env.do("POST", "/api/users/change-password", `{"newPassword":"gil-first-password-1"}`, "Authorization: "+tok)
+	if r.status != 204 {
+		t.Fatalf("setting a first password: %d %s", r.status, r.body)
+	}
+	env.login("gil@example.com", "gil-first-password-1")
+
+	late := newBrowser(t, env, "http://localhost:3000")
+	signInWith(t, late, dex, oauth.Account{Subject: "una", Email: "una@example.com"}, nil).redirects("/")
+	env.clock.Advance(11 * time.Minute)
+	r = env.do("POST", "/api/users/change-password", `{"newPassword":"una-first-password-1"}`, "Authorization: "+sessionToken(t, late))
+	if r.status != 401 || r.errorOf(t)["code"] != "REAUTHENTICATION_REQUIRED" {
+		t.Fatalf("a stale session setting a first password: %d %s", r.status, r.body)
+	}
+}
