@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"cmp"
 	"context"
 	"net/url"
 	"strconv"
@@ -21,6 +22,7 @@ const (
 	KindPasswordChanged = "password-changed"
 	KindVerifyEmail     = "verify-email"
 	KindEmailChanged    = "email-changed"
+	KindMethodChanged   = "sign-in-method"
 )
 
 // registerMail subscribes to the account events that send mail, as the
@@ -32,7 +34,7 @@ const (
 //
 // Links are built only from baseURL (LATCHKEY_BASE_URL), never from a
 // request's Host header.
-func registerMail(users *models.Users, baseURL string, notify func()) {
+func registerMail(users *models.Users, baseURL string, labels map[string]string, notify func()) {
 	baseURL = strings.TrimRight(baseURL, "/")
 	// enqueue puts a rendered mail in the outbox and wakes the worker.
 	enqueue := func(ctx context.Context, tx *models.Tx, kind, to string, m email.Message, renderErr error) error {
@@ -70,6 +72,13 @@ func registerMail(users *models.Users, baseURL string, notify func()) {
 			OldEmail: ev.OldEmail, NewEmail: ev.User.Email, When: tx.Now(), IP: ev.Meta.IP,
 		})
 		return enqueue(ctx, tx, KindEmailChanged, ev.OldEmail, m, err)
+	})
+	users.OnSignInMethodChanged(func(ctx context.Context, tx *models.Tx, ev models.SignInMethodChanged) error {
+		m, err := email.RenderMethodChanged(ctx, email.MethodChangedData{
+			Email: ev.User.Email, Provider: cmp.Or(labels[ev.Provider], ev.Provider), Linked: ev.Linked,
+			When: tx.Now(), IP: ev.Meta.IP, AccountLink: baseURL + "/",
+		})
+		return enqueue(ctx, tx, KindMethodChanged, ev.User.Email, m, err)
 	})
 	users.OnVerifyEmailRequest(func(ctx context.Context, tx *models.Tx, ev models.VerifyEmailRequest) error {
 		m, err := email.RenderVerify(ctx, email.VerifyData{

@@ -82,7 +82,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	outbox := models.NewOutbox(db, models.OutboxConfig{Now: now})
 	mailer := NewOutboxWorker(outbox, sender, log, WorkerConfig{
 		MaxAge: map[string]time.Duration{KindResetPassword: time.Duration(cfg.ResetTTL) * time.Second, KindVerifyEmail: time.Duration(cfg.VerifyTTL) * time.Second}})
-	registerMail(users, cfg.BaseURL, mailer.Notify)
+	labels := map[string]string{} // provider id → its button label, for the notices
+	for _, p := range cfg.Providers {
+		labels[p.ID] = p.Label
+	}
+	registerMail(users, cfg.BaseURL, labels, mailer.Notify)
 	app.background = append(app.background, mailer.Run)
 
 	app.background = append(app.background, app.pruneTokens)

@@ -41,6 +41,21 @@ type VerifyEmailRequest struct {
 	Meta     ClientMeta
 }
 
+// SignInMethodChanged is emitted when a provider was linked to an
+// account, or unlinked, so the user can be told: a way into the account
+// appeared or went.
+type SignInMethodChanged struct {
+	User     *User
+	Provider string // the provider's id
+	Linked   bool   // false: unlinked
+	Meta     ClientMeta
+}
+
+// OnSignInMethodChanged subscribes to links and unlinks.
+func (s *Users) OnSignInMethodChanged(fn func(context.Context, *Tx, SignInMethodChanged) error) {
+	s.onMethods = append(s.onMethods, fn)
+}
+
 // OnResetPasswordRequest subscribes to reset requests (boot does, before serving).
 func (s *Users) OnResetPasswordRequest(fn func(context.Context, *Tx, ResetPasswordRequest) error) {
 	s.onReset = append(s.onReset, fn)
@@ -62,7 +77,7 @@ func (s *Users) OnVerifyEmailRequest(fn func(context.Context, *Tx, VerifyEmailRe
 }
 
 // The mail events (ResetPasswordRequest, PasswordChanged, EmailChanged
-// for the old address, VerifyEmailRequest) are not emitted for a user
+// for the old address, VerifyEmailRequest, SignInMethodChanged) are not emitted for a user
 // whose address is a placeholder (User.EmailPlaceholder): it reaches
 // nobody. The client's answer is the same either way.
 

@@ -248,6 +248,9 @@ func (s *Users) ExternalSignIn(ctx context.Context, acct ExternalAccount, autoLi
 				if err := tx.Audit(ctx, "identity.linked", res.User.ID, meta, acct.Provider+" (verified email)"); err != nil {
 					return err
 				}
+				if err := s.methodChanged(ctx, tx, res.User, acct.Provider, true, meta); err != nil {
+					return err
+				}
 			}
 		} else if _, err := tx.Exec(ctx, `UPDATE identities SET profile = ?, updated = ? WHERE provider = ? AND subject = ?`,
 			profileJSON(acct.profile()), ms(tx.now), acct.Provider, acct.Subject); err != nil {
@@ -328,20 +331,40 @@ func (s *Users) LinkIdentity(ctx context.Context, userID int64, acct ExternalAcc
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	u, err := s.FindUserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
 	return s.db.Write(ctx, s.now(), func(tx *Tx) error {
 		if err := tx.insertIdentity(ctx, userID, acct); err != nil {
 			return err
 		}
-		return tx.Audit(ctx, "identity.linked", userID, meta, acct.Provider)
+		if err := tx.Audit(ctx, "identity.linked", userID, meta, acct.Provider); err != nil {
+			return err
+		}
+		return s.methodChanged(ctx, tx, u, acct.Provider, true, meta)
 	})
+}
+
+// methodChanged tells the subscribers (the notice mail) that a way to sign
+// in was added or removed; a placeholder address gets nothing.
+func (s *Users) methodChanged(ctx context.Context, tx *Tx, u *User, provider string, linked bool, meta ClientMeta) error {
+	if u.EmailPlaceholder {
+		return nil
+	}
+	return emit(ctx, tx, s.onMethods, SignInMethodChanged{User: u, Provider: provider, Linked: linked, Meta: meta}, "sign-in-method")
 }
 
 // UnlinkIdentity removes one of the user's identities. It refuses with
 // ErrLastSignInMethod when the account has no password and no other
 // identity; an identity that is not the user's is ErrNotFound.
 func (s *Users) UnlinkIdentity(ctx context.Context, userID, identityID int64, meta ClientMeta) (*Identity, error) {
+	u, err := s.FindUserByID(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
 	var gone Identity
-	err := s.db.Write(ctx, s.now(), func(tx *Tx) error {
+	err = s.db.Write(ctx, s.now(), func(tx *Tx) error {
 		var hash string
 		var others int
 		err := tx.QueryRow(ctx, `SELECT u.password_hash, (SELECT count(*) FROM identities WHERE user_id = u.id AND id != ?)
@@ -359,7 +382,10 @@ func (s *Users) UnlinkIdentity(ctx context.Context, userID, identityID int64, me
 			return err
 		}
 		gone.ID, gone.UserID = identityID, userID
-		return tx.Audit(ctx, "identity.unlinked", userID, meta, gone.Provider)
+		if err := tx.Audit(ctx, "identity.unlinked", userID, meta, gone.Provider); err != nil {
+			return err
+		}
+		return s.methodChanged(ctx, tx, u, gone.Provider, false, meta)
 	})
 	if err != nil {
 		return nil, err

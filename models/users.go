@@ -38,6 +38,7 @@ type Users struct {
 	onVerify  []func(context.Context, *Tx, VerifyEmailRequest) error
 
 	onEmailChanged []func(context.Context, *Tx, EmailChanged) error
+	onMethods      []func(context.Context, *Tx, SignInMethodChanged) error
 	limiter        *Limiter // nil: nothing is throttled
 }
 

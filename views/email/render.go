@@ -21,6 +21,8 @@ const (
 	PasswordChangedSubject = "Your password was changed"
 	VerifySubject          = "Thanks for Registering"
 	EmailChangedSubject    = "Your email address was changed"
+	MethodAddedSubject     = "A new way to sign in was added to your account"
+	MethodRemovedSubject   = "A way to sign in was removed from your account"
 )
 
 // ResetData fills the password-reset email.
@@ -45,6 +47,47 @@ type EmailChangedData struct {
 	OldEmail, NewEmail string
 	When               time.Time
 	IP                 string
+}
+
+// MethodChangedData fills the notice sent when a provider was linked to
+// the account or unlinked.
+type MethodChangedData struct {
+	Email    string
+	Provider string // its label: "Google"
+	Linked   bool   // false: removed
+	When     time.Time
+	IP       string
+	// AccountLink is BASE_URL/ (the account page, where methods are
+	// removed); no secret.
+	AccountLink string
+}
+
+func (d MethodChangedData) subject() string {
+	if d.Linked {
+		return MethodAddedSubject
+	}
+	return MethodRemovedSubject
+}
+
+func (d MethodChangedData) sentence() string {
+	if d.Linked {
+		return fmt.Sprintf("%s was added as a way to sign in to the Latchkey account for %s on %s%s.", d.Provider, d.Email, when(d.When), fromIP(d.IP))
+	}
+	return fmt.Sprintf("%s was removed from the ways to sign in to the Latchkey account for %s on %s%s.", d.Provider, d.Email, when(d.When), fromIP(d.IP))
+}
+
+// RenderMethodChanged renders the notice of a linked or unlinked provider.
+func RenderMethodChanged(ctx context.Context, d MethodChangedData) (Message, error) {
+	h, err := render(ctx, MethodChangedHTML(d))
+	if err != nil {
+		return Message{}, err
+	}
+	var t strings.Builder
+	t.WriteString(d.sentence() + "\n\n")
+	t.WriteString("If this was you, there is nothing to do.\n\n")
+	fmt.Fprintf(&t, "If this wasn't you, someone used your account: open it, remove what you don't recognise and reset your password:\n\n%s\n", d.AccountLink)
+	t.WriteString(footer)
+	return Message{Subject: d.subject(), HTML: h, Text: t.String()}, nil
 }
 
 // VerifyData fills the confirmation email.

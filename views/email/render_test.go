@@ -43,4 +43,18 @@ func TestRender(t *testing.T) {
 			}
 		}
 	}
+
+	for _, linked := range []bool{true, false} {
+		m, err := RenderMethodChanged(ctx, MethodChangedData{Email: "a@example.com", Provider: "Google", Linked: linked, When: when,
+			IP: "192.0.2.1", AccountLink: "https://x.example/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		verb := map[bool]string{true: "was added as a way to sign in", false: "was removed from the ways to sign in"}[linked]
+		for _, part := range []string{m.Text, m.HTML} {
+			if !strings.Contains(part, "Google "+verb) || !strings.Contains(part, "192.0.2.1") || !strings.Contains(part, "https://x.example/") {
+				t.Fatalf("method changed (%t):\n%s", linked, part)
+			}
+		}
+	}
 }
