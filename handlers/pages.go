@@ -144,7 +144,7 @@ func (p *pages) handleLoginSubmit(c echo.Context) error {
 			views.LoginForm{Email: login, Errors: errs, Providers: p.providerButtons()}))
 	}
 	ctx, meta := c.Request().Context(), clientMeta(c)
-	tok, _, err := p.Users.Login(ctx, models.Credentials{Login: login, Password: password}, meta)
+	tok, user, err := p.Users.Login(ctx, models.Credentials{Login: login, Password: password}, meta)
 	if err != nil {
 		if resp, status, ok := busyResponse(c, err); ok {
 			return render(c, status, views.ResponsePage(p.page(c, resp.Title), resp))
@@ -168,7 +168,7 @@ func (p *pages) handleLoginSubmit(c echo.Context) error {
 	}
 	p.setSessionCookie(c, tok)
 	p.rotateCSRF(c)
-	if msg := p.linkPending(c, tok.UserID); msg != "" {
+	if msg := p.linkPending(c, user); msg != "" {
 		p.setFlash(c, msg)
 	}
 	return seeOther(c, "/")

@@ -280,9 +280,11 @@ func (p *pages) askToLink(c echo.Context, pr oauth.Provider, acct models.Externa
 }
 
 // linkPending links the provider account waiting in this browser (see
-// askToLink) to the user who just logged in with a password. It says what
-// happened, for the flash.
-func (p *pages) linkPending(c echo.Context, userID int64) string {
+// askToLink) to the user who just logged in with a password, when that is
+// the account whose address the provider gave: a pending link planted in
+// someone's browser cannot attach itself to whatever account they log in
+// to. It says what happened, for the flash.
+func (p *pages) linkPending(c echo.Context, u *models.User) string {
 	handle := p.cookieValue(c, linkCookie)
 	if handle == "" {
 		return ""
@@ -293,7 +295,10 @@ func (p *pages) linkPending(c echo.Context, userID int64) string {
 	if err != nil || f.Purpose != models.FlowPendingLink || f.Account == nil {
 		return "link-expired"
 	}
-	if err := p.Users.LinkIdentity(ctx, userID, *f.Account, clientMeta(c)); err != nil {
+	if models.EmailKey(f.Account.Email) != models.EmailKey(u.Email) {
+		return "link-failed"
+	}
+	if err := p.Users.LinkIdentity(ctx, u.ID, *f.Account, clientMeta(c)); err != nil {
 		if !errors.Is(err, models.ErrIdentityTaken) {
 			p.Log.Warn("linking after login", "provider", f.Provider, "err", err)
 		}

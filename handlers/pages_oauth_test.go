@@ -278,6 +278,17 @@ func TestOAuthO4NoTakeoverByEmail(t *testing.T) {
 	if home := owner.get("/"); home.testid("method-dex").Length() != 1 || !strings.Contains(home.body, "linked to your account") {
 		t.Fatalf("after the password, dex is not linked:\n%s", home.body)
 	}
+	// A pending link only attaches to the account whose address it named:
+	// logging in to another account on that page links nothing.
+	env.signup("bob@example.com", "bob-secret-pw-1")
+	mixed := newBrowser(t, env, "http://localhost:3000")
+	prompt = signInWith(t, mixed, dex, oauth.Account{Subject: "ann-dex-2", Email: "ann@example.com", EmailVerified: true}, nil)
+	prompt.is(http.StatusConflict, "page-link-prompt")
+	mixed.submit(prompt, `form[action="/login"]`, url.Values{"email": {"bob@example.com"}, "password": {"bob-secret-pw-1"}}).redirects("/")
+	if home := mixed.get("/"); home.testid("method-dex").Length() != 0 || !strings.Contains(home.body, "could not be linked") {
+		t.Fatalf("bob got ann's pending provider account:\n%s", home.body)
+	}
+
 	again := newBrowser(t, env, "http://localhost:3000")
 	signInWith(t, again, dex, oauth.Account{Subject: "ann-dex", Email: "ann@example.com", EmailVerified: true}, nil).redirects("/")
 	if got := signedInAs(t, again); got != "ann@example.com" {
