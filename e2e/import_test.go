@@ -69,7 +69,7 @@ func TestImportLB3DeltaCluster(t *testing.T) {
 	c.login(t, c.proxy, alice.Email, alice.Password)
 
 	// LoopBack moves on: bob logs out, alice changes her password.
-	bobLive := tokenByKey(t, f, "bob-live")
+	bobLive := f.Token(t, "bob-live")
 	hash, err := bcrypt.GenerateFromPassword([]byte("alice-changed-9"), 4)
 	if err != nil {
 		t.Fatal(err)
@@ -107,15 +107,4 @@ func TestImportLB3DeltaCluster(t *testing.T) {
 	if !strings.Contains(out, "users updated        0") || strings.Contains(out, "removed") {
 		t.Errorf("a run after the delta changed something:\n%s", out)
 	}
-}
-
-func tokenByKey(t *testing.T, f lb3store.Fixture, key string) lb3store.Token {
-	t.Helper()
-	for _, tok := range f.Tokens {
-		if tok.Key == key {
-			return tok
-		}
-	}
-	t.Fatalf("no token %q in the fixture", key)
-	return lb3store.Token{}
 }

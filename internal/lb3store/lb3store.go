@@ -221,6 +221,18 @@ func (f Fixture) User(t testing.TB, key string) User {
 	return User{}
 }
 
+// Token returns the token with key, failing t if there is none.
+func (f Fixture) Token(t testing.TB, key string) Token {
+	t.Helper()
+	for _, tok := range f.Tokens {
+		if tok.Key == key {
+			return tok
+		}
+	}
+	t.Fatalf("lb3store: no token %q in the fixture", key)
+	return Token{}
+}
+
 // TokensIn returns the tokens in state.
 func (f Fixture) TokensIn(state string) []Token {
 	var ts []Token

@@ -115,7 +115,7 @@ func TestImportDelta(t *testing.T) {
 	}
 
 	// 2. Meanwhile a client logged alice's session out here.
-	aliceLive := tokenOf(t, f, "alice-live")
+	aliceLive := f.Token(t, "alice-live")
 	sess, err := users.Authenticate(ctx, aliceLive.ID, models.ScopeSession)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestImportDelta(t *testing.T) {
 
 	// 3. And LoopBack moved on.
 	alice, bob, carol := f.User(t, "alice"), f.User(t, "bob"), f.User(t, "carol")
-	bobLive, carolReset := tokenOf(t, f, "bob-live"), tokenOf(t, f, "carol-reset")
+	bobLive, carolReset := f.Token(t, "bob-live"), f.Token(t, "carol-reset")
 	um, tm := f.Models["user"], f.Models["token"]
 	daveToken := strings.Repeat("D", 60) + "1234"
 	var daveID int64
@@ -169,7 +169,7 @@ func TestImportDelta(t *testing.T) {
 	if live(t, users, aliceLive.ID, models.ScopeSession) {
 		t.Error("the session logged out here came back with the re-run")
 	}
-	if !live(t, users, tokenOf(t, f, "alice-live-1h").ID, models.ScopeSession) {
+	if !live(t, users, f.Token(t, "alice-live-1h").ID, models.ScopeSession) {
 		t.Error("alice's other session stopped working")
 	}
 	// bob: logged out, verified, his old link gone.
@@ -252,17 +252,6 @@ func TestImportDeltaClash(t *testing.T) {
 	if after := dumpAll(t, db); after != before {
 		t.Error("a refused run changed the target")
 	}
-}
-
-func tokenOf(t *testing.T, f lb3store.Fixture, key string) lb3store.Token {
-	t.Helper()
-	for _, tok := range f.Tokens {
-		if tok.Key == key {
-			return tok
-		}
-	}
-	t.Fatalf("no token %q in the fixture", key)
-	return lb3store.Token{}
 }
 
 // live says whether raw authenticates with scope.
@@ -373,7 +362,7 @@ func TestImportDeltaSQL(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer src.Close()
-			bobLive, alice := tokenOf(t, f, "bob-live"), f.User(t, "alice")
+			bobLive, alice := f.Token(t, "bob-live"), f.User(t, "alice")
 			hash, _ := bcrypt.GenerateFromPassword([]byte("alice-changed-9"), 4)
 			if _, err := src.ExecContext(ctx, q(`DELETE FROM `+token+` WHERE id = ?`), bobLive.ID); err != nil {
 				t.Fatal(err)
