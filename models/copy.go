@@ -84,6 +84,21 @@ func copyTables() []copyTable {
 			{"user_id", kindInt, 6}, {"session", kindBlob, 6}, {"nonce", kindText, 6}, {"verifier", kindText, 6},
 			{"return_to", kindText, 6}, {"account", kindText, 6}, {"created", kindInt, 6}, {"expires", kindInt, 6},
 		}},
+		{name: "mfa_totp", key: "user_id", since: 9, cols: []copyColumn{
+			{"user_id", kindInt, 9}, {"secret", kindText, 9}, {"confirmed", kindInt, 9}, {"last_step", kindInt, 9}, {"created", kindInt, 9},
+		}},
+		{name: "recovery_codes", key: "user_id, digest", since: 9, cols: []copyColumn{
+			{"user_id", kindInt, 9}, {"digest", kindBlob, 9}, {"used_at", kindInt, 9},
+		}},
+		{name: "mfa_challenges", key: "digest", since: 9, cols: []copyColumn{
+			{"digest", kindBlob, 9}, {"user_id", kindInt, 9}, {"ttl", kindInt, 9}, {"created", kindInt, 9}, {"expires", kindInt, 9},
+		}},
+		{name: "webauthn_credentials", key: "id", since: 9, cols: []copyColumn{
+			{"id", kindBlob, 9}, {"user_id", kindInt, 9}, {"name", kindText, 9}, {"public_key", kindBlob, 9},
+			{"attestation_type", kindText, 9}, {"aaguid", kindBlob, 9}, {"sign_count", kindInt, 9},
+			{"backup_eligible", kindInt, 9}, {"backup_state", kindInt, 9}, {"transports", kindText, 9},
+			{"created", kindInt, 9}, {"last_used", kindInt, 9},
+		}},
 		{name: "throttle", key: "key", since: 2, cols: []copyColumn{
 			{"key", kindBlob, 2}, {"n", kindReal, 2}, {"at", kindInt, 2}, {"expires", kindInt, 2},
 		}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pquerna/otp/totp"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -103,6 +104,36 @@ func makeCopySource(t *testing.T, extra int) copySource {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Dora has two-step verification: an authenticator, recovery codes, a
+	// passkey, and a login waiting for its second step.
+	dora := mustCreate(t, u, "email", "dora@example.com", "password", "violet-harbor-12")
+	doraTok, _, err := u.Login(ctx, models.Credentials{Email: "dora@example.com", Password: "violet-harbor-12"}, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doraSess, err := u.Authenticate(ctx, doraTok.ID, models.ScopeSession)
+	if err != nil || doraSess == nil {
+		t.Fatalf("dora's session: %v", err)
+	}
+	enrol, err := u.BeginTOTP(ctx, doraSess, "Latchkey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := totp.GenerateCode(enrol.Secret, fx.clk.Now())
+	if _, err := u.ConfirmTOTP(ctx, doraSess, code, meta); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := u.Login(ctx, models.Credentials{Email: "dora@example.com", Password: "violet-harbor-12"}, meta); !errors.As(err, new(*models.MFARequiredError)) {
+		t.Fatalf("dora's login: %v, want the second step", err)
+	}
+	err = db.Write(ctx, fx.clk.Now(), func(tx *models.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO webauthn_credentials(id, user_id, name, public_key, sign_count, backup_eligible, created)
+			VALUES (?,?,?,?,?,?,?)`, []byte{1, 2, 3}, dora.ID, "Dora's laptop", []byte{4, 5, 6}, 7, 1, fx.clk.Now().UnixMilli())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A sign-in through a provider is under way.
 	if err := u.SaveFlow(ctx, "state-1", "browser-1", models.Flow{Purpose: models.FlowLogin, Provider: "dex", Nonce: "n", Verifier: "v",
 		ReturnTo: "/sessions", Expires: fx.clk.Now().Add(time.Hour)}); err != nil {
@@ -125,7 +156,8 @@ func makeCopySource(t *testing.T, extra int) copySource {
 
 // copiedTables are the tables a copy must carry, with their keys.
 var copiedTables = [][2]string{{"users", "id"}, {"access_tokens", "digest"}, {"verification_tokens", "digest"},
-	{"identities", "id"}, {"user_aliases", "alias"}, {"import_ledger", "kind, key"}, {"oauth_flows", "handle"}, {"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
+	{"identities", "id"}, {"user_aliases", "alias"}, {"import_ledger", "kind, key"}, {"oauth_flows", "handle"}, {"mfa_totp", "user_id"}, {"recovery_codes", "user_id, digest"},
+	{"mfa_challenges", "digest"}, {"webauthn_credentials", "id"}, {"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
 
 // dumpTables is every row of every table, as text, in key order, each
 // table led by its column names: two stores hold the same data when their
@@ -274,13 +306,13 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 		t.Errorf("outbox on the target %+v, %v; want the reset mail pending", ms, err)
 	}
 	dave := mustCreate(t, u, "email", "dave@example.com", "password", "golden-valley-12")
-	if dave.ID != 501 { // the imported user has 500
-		t.Errorf("a new sign-up on the target got id %d, want 501", dave.ID)
+	if dave.ID != 502 { // the imported user has 500, dora 501
+		t.Errorf("a new sign-up on the target got id %d, want 502", dave.ID)
 	}
 
 	before := dumpTables(t, dst)
-	if _, err := models.Copy(ctx, src, dst, models.CopyOptions{}); !errors.Is(err, models.ErrTargetNotEmpty) || !strings.Contains(err.Error(), "users 4") {
-		t.Fatalf("a second copy: %v, want ErrTargetNotEmpty naming users 4", err)
+	if _, err := models.Copy(ctx, src, dst, models.CopyOptions{}); !errors.Is(err, models.ErrTargetNotEmpty) || !strings.Contains(err.Error(), "users 5") {
+		t.Fatalf("a second copy: %v, want ErrTargetNotEmpty naming users 5", err)
 	}
 	sameDump(t, "after a refused copy", dumpTables(t, dst), before)
 
@@ -288,12 +320,12 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Deleted) == 0 || st.Deleted[0] != (models.TableCount{Table: "users", Rows: 4}) {
-		t.Errorf("forced copy deleted %+v, want users 4 first", st.Deleted)
+	if len(st.Deleted) == 0 || st.Deleted[0] != (models.TableCount{Table: "users", Rows: 5}) {
+		t.Errorf("forced copy deleted %+v, want users 5 first", st.Deleted)
 	}
 	sameDump(t, "after a forced copy", dumpTables(t, dst), want)
-	if erin := mustCreate(t, accountService(dst, fx.clk), "email", "erin@example.com", "password", "silver-harbor-12"); erin.ID != 502 {
-		t.Errorf("after the forced copy a sign-up got id %d, want 502 (the sequence never moves back)", erin.ID)
+	if erin := mustCreate(t, accountService(dst, fx.clk), "email", "erin@example.com", "password", "silver-harbor-12"); erin.ID != 503 {
+		t.Errorf("after the forced copy a sign-up got id %d, want 503 (the sequence never moves back)", erin.ID)
 	}
 }
 
@@ -378,8 +410,8 @@ func TestCopyRoundTrip(t *testing.T) {
 	if got, want := indexDefs(t, back), indexDefs(t, src); got != want {
 		t.Errorf("indexes after the round trip:\n%s\nwant:\n%s", got, want)
 	}
-	if dave := mustCreate(t, accountService(back, fx.clk), "email", "dave@example.com", "password", "golden-valley-12"); dave.ID != 501 {
-		t.Errorf("a sign-up after the round trip got id %d, want 501", dave.ID)
+	if dave := mustCreate(t, accountService(back, fx.clk), "email", "dave@example.com", "password", "golden-valley-12"); dave.ID != 502 {
+		t.Errorf("a sign-up after the round trip got id %d, want 502", dave.ID)
 	}
 }
 

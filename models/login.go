@@ -36,7 +36,9 @@ func (s *Users) ResolveTTL(ttl int64) (int64, error) {
 
 // Login checks credentials and issues a new access token. Every credential
 // failure is ErrLoginFailed and costs one hash verification, whether the
-// user exists or not.
+// user exists or not. For an account with a second factor a right password
+// issues no token: the error is a *MFARequiredError whose token, with a
+// code, finishes the login (CompleteMFA).
 func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*AccessToken, *User, error) {
 	ttl, err := s.ResolveTTL(c.TTL)
 	if err != nil {
@@ -71,6 +73,7 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 		}
 	}
 	var tok *AccessToken
+	var second *MFARequiredError
 	ok, err := s.verifyAttempt(ctx, a, func(record func(*Tx) error) error {
 		var newHash string
 		if s.hasher.NeedsRehash(u.PasswordHash, u.PasswordNFKC) {
@@ -87,12 +90,22 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 					return err
 				}
 			}
-			var err error
-			if tok, err = tx.insertToken(ctx, u.ID, ttl, ScopeSession, "", meta); err != nil {
+			mfa, err := tx.hasSecondFactor(ctx, u.ID)
+			if err != nil {
+				return err
+			}
+			if mfa { // the password was right; the session waits for the second step
+				if second, err = tx.newMFAChallenge(ctx, u.ID, ttl); err != nil {
+					return err
+				}
+			} else if tok, err = tx.insertToken(ctx, u.ID, ttl, ScopeSession, "", meta); err != nil {
 				return err
 			}
 			if err := record(tx); err != nil {
 				return err
+			}
+			if mfa {
+				return tx.Audit(ctx, "login.password-ok", u.ID, meta, "second step pending")
 			}
 			return tx.Audit(ctx, "login.ok", u.ID, meta, "")
 		})
@@ -109,6 +122,9 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 	}
 	if !ok {
 		return nil, nil, ErrLoginFailed
+	}
+	if second != nil {
+		return nil, u, second
 	}
 	return tok, u, nil
 }
