@@ -121,11 +121,47 @@ func (h *Handler) handleAPILogin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return h.writeLogin(c, tok, u)
+}
+
+// writeLogin is a login's answer, LoopBack's {id, ttl, created, userId}
+// and, with ?include=user, the user.
+func (h *Handler) writeLogin(c echo.Context, tok *models.AccessToken, u *models.User) error {
 	resp := loginResponse{ID: tok.ID, TTL: tok.TTL, Created: ISOTime(tok.Created), UserID: u.ID}
 	if strings.EqualFold(c.QueryParam("include"), "user") {
 		resp.User = MarshalUser(u)
 	}
 	return writeJSON(c, http.StatusOK, resp)
+}
+
+// handleAPILoginMFA is POST /api/users/login/mfa {mfaToken, code}: the
+// second step of a login that answered MFA_REQUIRED. The answer is the
+// login's. Not in LoopBack: an account without a second factor never
+// sees it.
+func (h *Handler) handleAPILoginMFA(c echo.Context) error {
+	body, err := ReadBody(c)
+	if err != nil {
+		return err
+	}
+	token, _, err := stringArg(body, "mfaToken")
+	if err != nil {
+		return err
+	}
+	if token == "" {
+		return models.RequiredArg("mfaToken")
+	}
+	code, _, err := stringArg(body, "code")
+	if err != nil {
+		return err
+	}
+	if code == "" {
+		return models.RequiredArg("code")
+	}
+	tok, u, err := h.Users.CompleteMFA(c.Request().Context(), token, code, clientMeta(c))
+	if err != nil {
+		return err
+	}
+	return h.writeLogin(c, tok, u)
 }
 
 // handleAPILogout is POST /api/users/logout: it deletes the presented token.

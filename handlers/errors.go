@@ -14,12 +14,16 @@ import (
 
 // APIError is the strong-error-handler envelope: {"error": {...}}.
 type APIError struct {
-	Status     int           `json:"statusCode"`
-	Name       string        `json:"name,omitempty"`
-	Message    string        `json:"message"`
-	Code       string        `json:"code,omitempty"`
-	Details    *errorDetails `json:"details,omitempty"`
-	RetryAfter int           `json:"-"`
+	Status  int           `json:"statusCode"`
+	Name    string        `json:"name,omitempty"`
+	Message string        `json:"message"`
+	Code    string        `json:"code,omitempty"`
+	Details *errorDetails `json:"details,omitempty"`
+	// MFAToken and MFAMethods come with MFA_REQUIRED: the password was
+	// right, and the token with a code finishes the login.
+	MFAToken   string   `json:"mfaToken,omitempty"`
+	MFAMethods []string `json:"mfaMethods,omitempty"`
+	RetryAfter int      `json:"-"`
 }
 
 type errorDetails struct {
@@ -73,6 +77,11 @@ func toAPIError(err error, c echo.Context) *APIError {
 	var ae *APIError
 	if errors.As(err, &ae) {
 		return ae
+	}
+	var mfa *models.MFARequiredError
+	if errors.As(err, &mfa) {
+		return &APIError{Status: 401, Name: "Error", Code: "MFA_REQUIRED", MFAToken: mfa.Token, MFAMethods: mfa.Methods,
+			Message: "A second factor is required: send mfaToken and a code to POST /api/users/login/mfa"}
 	}
 	if v, ok := models.AsValidation(err); ok {
 		out := &APIError{Status: 422, Name: "ValidationError", Message: v.Error(),

@@ -1,9 +1,11 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -62,6 +64,7 @@ func (h *Handler) registerPages(e *echo.Echo) {
 	e.POST(resetPath, p.handleResetSubmit, mw...)
 	p.registerSessionPages(e, mw)
 	p.registerOAuthPages(e, mw)
+	p.registerMFAPages(e, mw)
 
 	e.GET(static.Prefix+"*", p.handleStatic)
 	e.HEAD(static.Prefix+"*", p.handleStatic)
@@ -145,6 +148,11 @@ func (p *pages) handleLoginSubmit(c echo.Context) error {
 	}
 	ctx, meta := c.Request().Context(), clientMeta(c)
 	tok, user, err := p.Users.Login(ctx, models.Credentials{Login: login, Password: password}, meta)
+	var mfa *models.MFARequiredError
+	if errors.As(err, &mfa) { // the password was right; the second step decides
+		c.SetCookie(p.newCookie(mfaCookie, mfa.Token, int(models.MFATokenTTL/time.Second)))
+		return seeOther(c, secondStepPath)
+	}
 	if err != nil {
 		if resp, status, ok := busyResponse(c, err); ok {
 			return render(c, status, views.ResponsePage(p.page(c, resp.Title), resp))
@@ -160,7 +168,15 @@ func (p *pages) handleLoginSubmit(c echo.Context) error {
 		}
 		return err
 	}
-	// The session this browser had before (if any) ends: one browser, one session.
+	return p.signedIn(c, tok, user)
+}
+
+// signedIn finishes a login in the browser (a password, or a password and
+// a second step): the session this browser had before ends (one browser,
+// one session), the new one goes in the cookie, the CSRF token changes,
+// and a provider waiting to be linked to this account is linked.
+func (p *pages) signedIn(c echo.Context, tok *models.AccessToken, user *models.User) error {
+	ctx, meta := c.Request().Context(), clientMeta(c)
 	if old := sessionOf(c); old != nil {
 		if _, err := p.Users.Logout(ctx, old, meta); err != nil {
 			p.Log.Warn("ending the previous session at login", "err", err)

@@ -40,6 +40,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	users := api.Group("/users")
 	users.POST("", h.handleAPICreate)
 	users.POST("/login", h.handleAPILogin)
+	users.POST("/login/mfa", h.handleAPILoginMFA)
 	users.POST("/logout", h.handleAPILogout)
 	users.POST("/change-password", h.handleAPIChangePassword)
 	users.GET("/:id", h.handleAPIGetUser)

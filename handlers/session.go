@@ -116,6 +116,8 @@ func flashText(key string) string {
 	switch key {
 	case "logged-out":
 		return "You have logged out."
+	case "two-step-off":
+		return "Two-step verification is off. Your password alone signs you in now."
 	case "linked":
 		return "The new way to sign in is linked to your account."
 	case "unlinked":
