@@ -35,6 +35,14 @@ type cluster struct {
 // schema (so they race to migrate it) and puts a round-robin proxy in front.
 func startCluster(t *testing.T, n int, dsn string, extra map[string]string) *cluster {
 	t.Helper()
+	return startClusterOn(t, n, dsn, extra, nil)
+}
+
+// startClusterOn is startCluster with the proxy serving on ln, opened
+// before the replicas start so that their LATCHKEY_BASE_URL can be the
+// proxy's URL (nil: a free port chosen once the replicas are up).
+func startClusterOn(t *testing.T, n int, dsn string, extra map[string]string, ln net.Listener) *cluster {
+	t.Helper()
 	bin := lkpBinary(t)
 	settings := map[string]string{
 		"LATCHKEY_DB":              dsn,
@@ -52,7 +60,11 @@ func startCluster(t *testing.T, n int, dsn string, extra map[string]string) *clu
 		p.waitReady(t)
 		bases = append(bases, p.Base)
 	}
-	c.proxy = rrproxy.New(bases...).Start(t)
+	if ln != nil {
+		c.proxy = rrproxy.New(bases...).StartOn(t, ln)
+	} else {
+		c.proxy = rrproxy.New(bases...).Start(t)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for i, p := range c.replicas {

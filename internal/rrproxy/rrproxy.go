@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -79,6 +80,22 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) Start(t testing.TB) string {
 	t.Helper()
 	srv := httptest.NewServer(p)
+	return p.serve(t, srv)
+}
+
+// StartOn serves the proxy on ln, a listener the test opened before the
+// backends started (so that they could be told the proxy's URL, their
+// LATCHKEY_BASE_URL), until t ends, and returns its base URL.
+func (p *Proxy) StartOn(t testing.TB, ln net.Listener) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(p)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	return p.serve(t, srv)
+}
+
+func (p *Proxy) serve(t testing.TB, srv *httptest.Server) string {
 	t.Cleanup(func() {
 		srv.Close()
 		p.transport.CloseIdleConnections()

@@ -3,6 +3,7 @@ package rrproxy
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -163,5 +164,30 @@ func TestNewPanics(t *testing.T) {
 			}()
 			New(backends...)
 		}()
+	}
+}
+
+// TestStartOn: the proxy serves on a listener opened before its backends
+// were known, at that listener's address.
+func TestStartOn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "http://" + ln.Addr().String()
+	got := New(backend(t, 0).URL, backend(t, 1).URL).StartOn(t, ln)
+	if got != want {
+		t.Fatalf("StartOn returned %q, want %q", got, want)
+	}
+	for i := range 2 {
+		resp, err := http.Get(got + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if b := resp.Header.Get(BackendHeader); b != fmt.Sprint(i) || !strings.HasPrefix(string(body), "backend "+b) {
+			t.Fatalf("request %d: backend %q, body %q", i, b, body)
+		}
 	}
 }
