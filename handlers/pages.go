@@ -47,7 +47,7 @@ func (h *Handler) registerPages(e *echo.Echo) {
 			return echo.NewHTTPError(http.StatusForbidden, "invalid csrf token")
 		},
 	})
-	mw := []echo.MiddlewareFunc{pageHeaders, csrf, h.loadSession}
+	mw := []echo.MiddlewareFunc{h.pageHeaders, csrf, h.loadSession}
 
 	e.GET("/", p.handleHome, mw...)
 	e.GET("/login", p.handleLoginPage, mw...)

@@ -534,3 +534,26 @@ func TestOAuthSetPasswordWithoutOne(t *testing.T) {
 		t.Fatalf("a stale session setting a first password: %d %s", r.status, r.body)
 	}
 }
+
+// TestOAuthFormActionAllowsTheProviders: the buttons are forms posting to
+// /auth/<id>, answered with a redirect to the provider, and browsers check
+// CSP form-action on each redirect of a form submission: the pages' CSP
+// must name the ready providers' origins (and only those), or Chromium
+// stops the sign-in before it reaches the provider.
+func TestOAuthFormActionAllowsTheProviders(t *testing.T) {
+	t.Parallel()
+	dex, down := newStub("dex"), newStub("down")
+	down.ready = false
+	env := newEnv(t, withProviders(dex, down))
+	b := newBrowser(t, env, "http://localhost:3000")
+	for _, path := range []string{"/login", "/signup"} {
+		csp := b.get(path).header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "form-action 'self' https://provider.test;") {
+			t.Errorf("%s: Content-Security-Policy = %q, want form-action 'self' https://provider.test", path, csp)
+		}
+	}
+	noProviders := newBrowser(t, newEnv(t), "http://localhost:3000")
+	if csp := noProviders.get("/login").header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self';") {
+		t.Errorf("without providers: Content-Security-Policy = %q", csp)
+	}
+}

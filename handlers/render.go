@@ -3,6 +3,8 @@ package handlers
 import (
 	"bytes"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
@@ -11,26 +13,62 @@ import (
 )
 
 // pageCSP allows the site's own styles, images and form targets, and no
-// script at all: the pages work without JavaScript.
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; " +
+// script at all: the pages work without JavaScript. %s is where forms may
+// go besides 'self' (see formActions).
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'%s; " +
 	"frame-ancestors 'none'; base-uri 'none'"
 
 // setPageHeaders adds what every HTML page sends on top of the common
 // security headers: the CSP, and no-store, since pages carry a CSRF token
 // and often account data (the Back button after logout must not show them).
-func setPageHeaders(c echo.Context) {
-	h := c.Response().Header()
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set(echo.HeaderCacheControl, "no-store")
+func (h *Handler) setPageHeaders(c echo.Context) {
+	hd := c.Response().Header()
+	hd.Set("Content-Security-Policy", strings.Replace(pageCSP, "%s", h.formActions(), 1))
+	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+	hd.Set(echo.HeaderCacheControl, "no-store")
 }
 
 // pageHeaders is setPageHeaders as middleware for the page routes.
-func pageHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+func (h *Handler) pageHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		setPageHeaders(c)
+		h.setPageHeaders(c)
 		return next(c)
 	}
+}
+
+// formActions is " origin origin…": the origins of the ready providers'
+// authorization endpoints. A "Continue with …" (or "Link …", "Confirm
+// with …") button is a form posting to /auth/<id> or /link/<id>, which
+// answers with a redirect to the provider, and browsers check
+// form-action on every redirect of a form submission (Chromium blocks
+// the navigation otherwise): 'self' alone would stop every sign-in at
+// the provider's door.
+func (h *Handler) formActions() string {
+	if h.Providers == nil {
+		return ""
+	}
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, pr := range h.Providers.List() {
+		if !pr.Ready() {
+			continue
+		}
+		// A throwaway flow: only the URL's origin is kept.
+		to, err := pr.AuthURL("csp", "csp", strings.Repeat("v", 43))
+		if err != nil {
+			continue
+		}
+		u, err := url.Parse(to)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			continue
+		}
+		origin := u.Scheme + "://" + u.Host
+		if !seen[origin] {
+			seen[origin] = true
+			b.WriteString(" " + origin)
+		}
+	}
+	return b.String()
 }
 
 // render writes a templ component with a status. It renders into a buffer
@@ -84,7 +122,7 @@ func errorText(status int) (title, message string) {
 // calls it for every non-/api path): the HTML error page in the site's look.
 // It is given only the status: the error's text is never shown (errorText).
 func (h *Handler) renderErrorPage(c echo.Context, status int) error {
-	setPageHeaders(c)
+	h.setPageHeaders(c)
 	p := views.Page{Asset: h.assets.URL, Wide: true}
 	if s := sessionOf(c); s != nil {
 		p.Email = s.User.Email
