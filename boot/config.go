@@ -41,6 +41,7 @@ type Config struct {
 	TokenMaxTTL         int64  // LATCHKEY_TOKEN_MAX_TTL, seconds
 	ResetTTL            int64  // LATCHKEY_RESET_TTL, seconds
 	VerifyTTL           int64  // LATCHKEY_VERIFY_TTL, seconds
+	ReauthAfter         int64  // LATCHKEY_REAUTH_AFTER, seconds: how long a sign-in counts as recent for sensitive changes
 	AllowEternalTokens  bool   // LATCHKEY_ALLOW_ETERNAL_TOKENS
 	CompatEmailNotFound bool   // LATCHKEY_COMPAT_EMAIL_NOT_FOUND
 
@@ -82,6 +83,7 @@ func DefaultConfig() Config {
 		TokenMaxTTL:       31556926,
 		ResetTTL:          900,
 		VerifyTTL:         86400,
+		ReauthAfter:       600,
 		ShutdownTimeout:   10 * time.Second,
 		AuthCache:         100000,
 		Limits:            models.DefaultLimitConfig(),
@@ -128,6 +130,7 @@ func settings(c *Config) []setting {
 		{"token-max-ttl", "LATCHKEY_TOKEN_MAX_TTL", "cap on a requested token lifetime, seconds", seconds(&c.TokenMaxTTL, 1)},
 		{"reset-ttl", "LATCHKEY_RESET_TTL", "password-reset link lifetime, seconds", seconds(&c.ResetTTL, 60)},
 		{"verify-ttl", "LATCHKEY_VERIFY_TTL", "email confirmation link lifetime, seconds", seconds(&c.VerifyTTL, 60)},
+		{"reauth-after", "LATCHKEY_REAUTH_AFTER", "how long a sign-in lets an account without a password make sensitive changes (change the email, delete the account) before it must confirm again, seconds", seconds(&c.ReauthAfter, 60)},
 		{"allow-eternal-tokens", "LATCHKEY_ALLOW_ETERNAL_TOKENS", "accept ttl -1 (tokens that never expire)", boolean(&c.AllowEternalTokens)},
 		{"compat-email-not-found", "LATCHKEY_COMPAT_EMAIL_NOT_FOUND", "reset for an unknown email answers 404 as LoopBack (reveals accounts)", boolean(&c.CompatEmailNotFound)},
 		{"cors-origins", "LATCHKEY_CORS_ORIGINS", "origins allowed to call /api from a browser, comma-separated", list(&c.CORSOrigins, origin)},

@@ -23,6 +23,11 @@ const (
 	KindVerifyEmail     = "verify-email"
 	KindEmailChanged    = "email-changed"
 	KindMethodChanged   = "sign-in-method"
+	// The account page's: the link to a new address, the notice to the
+	// old one, the goodbye.
+	KindEmailChangeConfirm = "email-change-confirm"
+	KindEmailChangeNotice  = "email-change-requested"
+	KindAccountDeleted     = "account-deleted"
 )
 
 // registerMail subscribes to the account events that send mail, as the
@@ -80,6 +85,27 @@ func registerMail(users *models.Users, baseURL string, labels map[string]string,
 		})
 		return enqueue(ctx, tx, KindMethodChanged, ev.User.Email, m, err)
 	})
+	users.OnEmailChangeRequested(func(ctx context.Context, tx *models.Tx, ev models.EmailChangeRequested) error {
+		hours := ceilDiv(int64(ev.Expires.Sub(tx.Now()).Seconds()), 3600)
+		m, err := email.RenderEmailChangeConfirm(ctx, email.EmailChangeConfirmData{
+			NewEmail: ev.NewEmail, Link: EmailChangeLink(baseURL, "confirm", ev.ConfirmToken), Hours: hours,
+		})
+		if err := enqueue(ctx, tx, KindEmailChangeConfirm, ev.NewEmail, m, err); err != nil {
+			return err
+		}
+		if ev.CancelToken == "" {
+			return nil // the old address is a placeholder
+		}
+		n, err := email.RenderEmailChangeRequested(ctx, email.EmailChangeRequestedData{
+			OldEmail: ev.User.Email, NewEmail: ev.NewEmail, When: tx.Now(), IP: ev.Meta.IP, Hours: hours,
+			CancelLink: EmailChangeLink(baseURL, "cancel", ev.CancelToken),
+		})
+		return enqueue(ctx, tx, KindEmailChangeNotice, ev.User.Email, n, err)
+	})
+	users.OnAccountDeleted(func(ctx context.Context, tx *models.Tx, ev models.AccountDeleted) error {
+		m, err := email.RenderAccountDeleted(ctx, email.AccountDeletedData{Email: ev.User.Email, When: tx.Now(), IP: ev.Meta.IP})
+		return enqueue(ctx, tx, KindAccountDeleted, ev.User.Email, m, err)
+	})
 	users.OnVerifyEmailRequest(func(ctx context.Context, tx *models.Tx, ev models.VerifyEmailRequest) error {
 		m, err := email.RenderVerify(ctx, email.VerifyData{
 			Email: ev.User.Email,
@@ -93,6 +119,13 @@ func registerMail(users *models.Users, baseURL string, labels map[string]string,
 // ResetLink is the link in the reset email: BASE_URL/reset-password?access_token=TOKEN.
 func ResetLink(baseURL, token string) string {
 	return strings.TrimRight(baseURL, "/") + "/reset-password?access_token=" + url.QueryEscape(token)
+}
+
+// EmailChangeLink is a link of an address change asked for on the account
+// page: BASE_URL/account/email/confirm?token=T (to the new address) or
+// BASE_URL/account/email/cancel?token=T (to the old one).
+func EmailChangeLink(baseURL, action, token string) string {
+	return strings.TrimRight(baseURL, "/") + "/account/email/" + action + "?token=" + url.QueryEscape(token)
 }
 
 // ConfirmLink is LoopBack's verify link with our base URL:

@@ -60,6 +60,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		TokenMaxTTL:         cfg.TokenMaxTTL,
 		ResetTTL:            cfg.ResetTTL,
 		VerifyTTL:           cfg.VerifyTTL,
+		RecentAuth:          time.Duration(cfg.ReauthAfter) * time.Second,
 		AllowEternalTokens:  cfg.AllowEternalTokens,
 		CompatEmailNotFound: cfg.CompatEmailNotFound,
 		Password: models.Policy{
@@ -81,7 +82,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	}
 	outbox := models.NewOutbox(db, models.OutboxConfig{Now: now})
 	mailer := NewOutboxWorker(outbox, sender, log, WorkerConfig{
-		MaxAge: map[string]time.Duration{KindResetPassword: time.Duration(cfg.ResetTTL) * time.Second, KindVerifyEmail: time.Duration(cfg.VerifyTTL) * time.Second}})
+		MaxAge: map[string]time.Duration{KindResetPassword: time.Duration(cfg.ResetTTL) * time.Second, KindVerifyEmail: time.Duration(cfg.VerifyTTL) * time.Second,
+			KindEmailChangeConfirm: time.Duration(cfg.VerifyTTL) * time.Second}})
 	labels := map[string]string{} // provider id → its button label, for the notices
 	for _, p := range cfg.Providers {
 		labels[p.ID] = p.Label

@@ -309,7 +309,7 @@ func (p *pages) linkPending(c echo.Context, u *models.User) string {
 
 // handleLink is POST /link/<id>: add a provider to the signed-in account.
 // It needs a recent authentication: the password typed with the button,
-// or a login (or re-authentication) within models.RecentAuth.
+// or a login (or re-authentication) within Users.RecentAuth.
 func (p *pages) handleLink(c echo.Context) error {
 	s := sessionOf(c)
 	if s == nil {

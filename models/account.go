@@ -467,20 +467,62 @@ func (t *Tx) setPassword(ctx context.Context, userID int64, hash string) error {
 }
 
 // DeleteUser deletes the user and, by cascade, every token. It returns how
-// many rows went (LoopBack's {"count":1}).
+// many rows went (LoopBack's {"count":1}). The address gets the goodbye
+// notice (AccountDeleted).
 func (s *Users) DeleteUser(ctx context.Context, id int64, meta ClientMeta) (int64, error) {
 	var n int64
-	now := s.now()
-	err := s.db.Write(ctx, now, func(tx *Tx) error {
-		tx.dropUser(id)
-		res, err := tx.Exec(ctx, `DELETE FROM users WHERE id = ?`, id)
-		if err != nil {
-			return err
-		}
-		if n, err = res.RowsAffected(); err != nil || n == 0 {
-			return err
-		}
-		return tx.Audit(ctx, "user.deleted", id, meta, "")
+	err := s.db.Write(ctx, s.now(), func(tx *Tx) error {
+		var err error
+		n, err = s.deleteUser(ctx, tx, id, meta, "")
+		return err
 	})
 	return n, err
+}
+
+// DeleteAccount is the account page's "Delete account": the user confirms
+// (Confirm: the password, or a recent authentication without one), then
+// the account goes as DeleteUser deletes it, every session with it.
+func (s *Users) DeleteAccount(ctx context.Context, sess *Session, password string, meta ClientMeta) error {
+	u, err := s.FindUserByID(ctx, sess.User.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.confirmUser(ctx, sess, u, password, meta); err != nil {
+		return err
+	}
+	return s.db.Write(ctx, s.now(), func(tx *Tx) error {
+		if err := tx.requireToken(ctx, sess.Token.Digest); err != nil {
+			return err
+		}
+		_, err := s.deleteUser(ctx, tx, u.ID, meta, "self")
+		return err
+	})
+}
+
+// deleteUser is the one way an account goes: its row (tokens, identities,
+// pending changes by cascade), an audit row and the goodbye notice.
+func (s *Users) deleteUser(ctx context.Context, tx *Tx, id int64, meta ClientMeta, detail string) (int64, error) {
+	tx.dropUser(id)
+	u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.Exec(ctx, `DELETE FROM users WHERE id = ?`, id)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return n, err
+	}
+	if err := tx.Audit(ctx, "user.deleted", id, meta, detail); err != nil {
+		return n, err
+	}
+	if u.EmailPlaceholder {
+		return n, nil // no notice to an address that reaches nobody
+	}
+	return n, emit(ctx, tx, s.onDeleted, AccountDeleted{User: u, Meta: meta}, "account-deleted")
 }

@@ -79,6 +79,10 @@ func copyTables() []copyTable {
 		{name: "import_ledger", key: "kind, key", since: 5, cols: []copyColumn{
 			{"kind", kindText, 5}, {"key", kindBlob, 5}, {"fp", kindInt, 5},
 		}},
+		{name: "email_changes", key: "user_id", since: 8, cols: []copyColumn{
+			{"user_id", kindInt, 8}, {"new_email", kindText, 8}, {"new_email_key", kindText, 8}, {"old_email_key", kindText, 8},
+			{"confirm", kindBlob, 8}, {"cancel", kindBlob, 8}, {"created", kindInt, 8}, {"expires", kindInt, 8},
+		}},
 		{name: "oauth_flows", key: "handle", since: 6, cols: []copyColumn{
 			{"handle", kindBlob, 6}, {"purpose", kindText, 6}, {"provider", kindText, 6}, {"browser", kindBlob, 6},
 			{"user_id", kindInt, 6}, {"session", kindBlob, 6}, {"nonce", kindText, 6}, {"verifier", kindText, 6},

@@ -40,9 +40,9 @@ type copySource struct {
 // carol sign up (carol, the last, then deletes her account, so the id
 // sequence is past the largest id); alice logs in twice and bob once;
 // bob asks for a reset (a token and a pending mail), alice for an email
-// confirmation; a wrong password for alice leaves throttle counters; every
-// step leaves audit rows. extra more users are imported, so that the
-// users table spans several batches.
+// confirmation and a change of address (pending); a wrong password for
+// alice leaves throttle counters; every step leaves audit rows. extra more
+// users are imported, so that the users table spans several batches.
 func makeCopySource(t *testing.T, extra int) copySource {
 	t.Helper()
 	ctx := context.Background()
@@ -139,6 +139,20 @@ func makeCopySource(t *testing.T, extra int) copySource {
 		ReturnTo: "/sessions", Expires: fx.clk.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	// Alice asked to move to a new address and has not confirmed it yet.
+	for tok, id := range fx.sessions {
+		if id != alice.ID {
+			continue
+		}
+		sess, err := u.Authenticate(ctx, tok, models.ScopeSession)
+		if err != nil || sess == nil {
+			t.Fatalf("alice's session: %v", err)
+		}
+		if _, err := u.RequestEmailChange(ctx, sess, "quiet-harbor-12", "alice.new@example.com", meta); err != nil {
+			t.Fatalf("email change: %v", err)
+		}
+		break
+	}
 	if n, err := u.DeleteUser(ctx, carol.ID, meta); err != nil || n != 1 {
 		t.Fatalf("delete carol: %d, %v", n, err)
 	}
@@ -156,8 +170,9 @@ func makeCopySource(t *testing.T, extra int) copySource {
 
 // copiedTables are the tables a copy must carry, with their keys.
 var copiedTables = [][2]string{{"users", "id"}, {"access_tokens", "digest"}, {"verification_tokens", "digest"},
-	{"identities", "id"}, {"user_aliases", "alias"}, {"import_ledger", "kind, key"}, {"oauth_flows", "handle"}, {"mfa_totp", "user_id"}, {"recovery_codes", "user_id, digest"},
-	{"mfa_challenges", "digest"}, {"webauthn_credentials", "id"}, {"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
+	{"identities", "id"}, {"user_aliases", "alias"}, {"import_ledger", "kind, key"}, {"email_changes", "user_id"}, {"oauth_flows", "handle"},
+	{"mfa_totp", "user_id"}, {"recovery_codes", "user_id, digest"}, {"mfa_challenges", "digest"}, {"webauthn_credentials", "id"},
+	{"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
 
 // dumpTables is every row of every table, as text, in key order, each
 // table led by its column names: two stores hold the same data when their

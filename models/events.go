@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // ResetPasswordRequest is emitted inside the transaction that created a reset
@@ -41,6 +42,37 @@ type VerifyEmailRequest struct {
 	Meta     ClientMeta
 }
 
+// EmailChangeRequested is emitted when a signed-in user asked, on the
+// account page, to move the account to NewEmail (SECURITY S9, R10). Two
+// mails follow: the confirmation link to the new address, and to the old
+// one a notice with a link that cancels the change. The tokens are in
+// neither the log nor the store (only their digests are kept).
+type EmailChangeRequested struct {
+	User         *User // as it is: the old address
+	NewEmail     string
+	ConfirmToken string // for the link to the new address
+	CancelToken  string // for the link in the notice to the old address; empty: send no notice (placeholder address)
+	Expires      time.Time
+	Meta         ClientMeta
+}
+
+// AccountDeleted is emitted when an account was deleted, so its address
+// gets a goodbye notice (not for a placeholder address).
+type AccountDeleted struct {
+	User *User // as it was
+	Meta ClientMeta
+}
+
+// OnEmailChangeRequested subscribes to address changes waiting for confirmation.
+func (s *Users) OnEmailChangeRequested(fn func(context.Context, *Tx, EmailChangeRequested) error) {
+	s.onEmailChange = append(s.onEmailChange, fn)
+}
+
+// OnAccountDeleted subscribes to deleted accounts.
+func (s *Users) OnAccountDeleted(fn func(context.Context, *Tx, AccountDeleted) error) {
+	s.onDeleted = append(s.onDeleted, fn)
+}
+
 // SignInMethodChanged is emitted when a provider was linked to an
 // account, or unlinked, so the user can be told: a way into the account
 // appeared or went.
@@ -77,7 +109,8 @@ func (s *Users) OnVerifyEmailRequest(fn func(context.Context, *Tx, VerifyEmailRe
 }
 
 // The mail events (ResetPasswordRequest, PasswordChanged, EmailChanged
-// for the old address, VerifyEmailRequest, SignInMethodChanged) are not emitted for a user
+// for the old address, VerifyEmailRequest, SignInMethodChanged,
+// AccountDeleted) are not emitted for a user
 // whose address is a placeholder (User.EmailPlaceholder): it reaches
 // nobody. The client's answer is the same either way.
 

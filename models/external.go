@@ -30,11 +30,6 @@ const (
 // from "an account with this email exists" to the password.
 const FlowTTL = 10 * time.Minute
 
-// RecentAuth is how recently a session must have been authenticated (a
-// login, or a re-authentication through a provider) for a change that
-// would otherwise ask for the password (SECURITY O7).
-const RecentAuth = 10 * time.Minute
-
 // ExternalAccount is a person as a provider vouches for them, after a
 // verified exchange. Never a provider token.
 type ExternalAccount struct {
@@ -395,7 +390,7 @@ func (s *Users) UnlinkIdentity(ctx context.Context, userID, identityID int64, me
 
 // Reauthenticated records that the session's owner proved who they are
 // again (through a provider): changes that need a recent authentication
-// are allowed for RecentAuth.
+// are allowed for Config.RecentAuth.
 func (s *Users) Reauthenticated(ctx context.Context, sess *Session, method string, meta ClientMeta) error {
 	return s.db.Write(ctx, s.now(), func(tx *Tx) error {
 		tx.dropToken(sess.Token.Digest)
@@ -407,9 +402,9 @@ func (s *Users) Reauthenticated(ctx context.Context, sess *Session, method strin
 }
 
 // RecentlyAuthenticated says whether the session signed in, or
-// re-authenticated, within RecentAuth.
+// re-authenticated, within Config.RecentAuth.
 func (s *Users) RecentlyAuthenticated(sess *Session) bool {
-	return s.now().Sub(sess.Token.AuthAt) < RecentAuth
+	return s.now().Sub(sess.Token.AuthAt) < s.cfg.RecentAuth
 }
 
 // HasPassword says whether the user can sign in with a password (an

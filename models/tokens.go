@@ -197,7 +197,8 @@ func (s *Users) touch(ctx context.Context, d [32]byte, now time.Time) {
 	})
 }
 
-// PruneExpired deletes up to limit expired tokens and returns how many went.
+// PruneExpired deletes up to limit expired tokens and returns how many went;
+// expired verification links and address changes go with them.
 // Called in the background in small batches so the writer is never held long.
 func (s *Users) PruneExpired(ctx context.Context, limit int) (int64, error) {
 	var n int64
@@ -215,8 +216,12 @@ func (s *Users) PruneExpired(ctx context.Context, limit int) (int64, error) {
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM verification_tokens WHERE digest IN (
-			SELECT digest FROM verification_tokens WHERE expires <= ? LIMIT ?)`, ms(now), limit)
+		if _, err = tx.Exec(ctx, `DELETE FROM verification_tokens WHERE digest IN (
+			SELECT digest FROM verification_tokens WHERE expires <= ? LIMIT ?)`, ms(now), limit); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM email_changes WHERE user_id IN (
+			SELECT user_id FROM email_changes WHERE expires <= ? LIMIT ?)`, ms(now), limit)
 		return err
 	})
 	return n, err

@@ -23,6 +23,11 @@ type Config struct {
 	CacheSize           int           // tokens and users kept in memory; default 100000
 	CacheFresh          time.Duration // how long a cached entry is trusted; default 10s
 	TouchEvery          time.Duration // last_used is written at most this often per token; default 1m
+	// RecentAuth is how recently a session must have been authenticated
+	// (a login, or a re-authentication through a provider) for a sensitive
+	// change of an account without a password, which cannot be asked for
+	// one (SECURITY O7, S9); default 10 minutes (issue 12).
+	RecentAuth time.Duration
 }
 
 // Users is the account service: the LoopBack User and AccessToken methods
@@ -39,6 +44,8 @@ type Users struct {
 
 	onEmailChanged []func(context.Context, *Tx, EmailChanged) error
 	onMethods      []func(context.Context, *Tx, SignInMethodChanged) error
+	onEmailChange  []func(context.Context, *Tx, EmailChangeRequested) error
+	onDeleted      []func(context.Context, *Tx, AccountDeleted) error
 	limiter        *Limiter // nil: nothing is throttled
 }
 
@@ -70,6 +77,9 @@ func NewUsers(db *DB, hasher *Hasher, limiter *Limiter, cfg Config) *Users {
 	if cfg.TouchEvery == 0 {
 		cfg.TouchEvery = time.Minute
 	}
+	if cfg.RecentAuth == 0 {
+		cfg.RecentAuth = 10 * time.Minute
+	}
 	s := &Users{db: db, hasher: hasher, cfg: cfg, limiter: limiter}
 	if cfg.CacheSize > 0 {
 		s.cache = newAuthCache(cfg.CacheSize, cfg.CacheFresh)
@@ -86,6 +96,10 @@ func (s *Users) PasswordMinLength() int { return s.cfg.Password.MinLength }
 
 // ResetTTL is the lifetime of a reset token, in seconds.
 func (s *Users) ResetTTL() int64 { return s.cfg.ResetTTL }
+
+// RecentAuth is how long after a sign-in (or a re-authentication) an
+// account without a password may make sensitive changes.
+func (s *Users) RecentAuth() time.Duration { return s.cfg.RecentAuth }
 
 // VerifyTTL is the lifetime of an email confirmation link, in seconds.
 func (s *Users) VerifyTTL() int64 { return s.cfg.VerifyTTL }

@@ -205,3 +205,85 @@ func fromIP(ip string) string {
 	}
 	return " from IP address " + ip
 }
+
+// Subjects of the account page's mail.
+const (
+	EmailChangeConfirmSubject   = "Confirm your new email address"
+	EmailChangeRequestedSubject = "A change of your email address was requested"
+	AccountDeletedSubject       = "Your account was deleted"
+)
+
+// EmailChangeConfirmData fills the confirmation link sent to a new address.
+type EmailChangeConfirmData struct {
+	NewEmail string
+	Link     string // BASE_URL/account/email/confirm?token=T
+	Hours    int64  // how long the link works
+}
+
+// EmailChangeRequestedData fills the notice to the old address.
+type EmailChangeRequestedData struct {
+	OldEmail, NewEmail string
+	When               time.Time
+	IP                 string
+	Hours              int64
+	CancelLink         string // BASE_URL/account/email/cancel?token=T: it can only cancel the change
+}
+
+func (d EmailChangeRequestedData) sentence() string {
+	return fmt.Sprintf("Someone asked on %s%s to change the email address of the Latchkey account for %s to %s.",
+		when(d.When), fromIP(d.IP), d.OldEmail, d.NewEmail)
+}
+
+// AccountDeletedData fills the goodbye notice.
+type AccountDeletedData struct {
+	Email string
+	When  time.Time
+	IP    string
+}
+
+func (d AccountDeletedData) sentence() string {
+	return fmt.Sprintf("The Latchkey account for %s was deleted on %s%s.", d.Email, when(d.When), fromIP(d.IP))
+}
+
+// RenderEmailChangeConfirm renders the confirmation link for a new address.
+func RenderEmailChangeConfirm(ctx context.Context, d EmailChangeConfirmData) (Message, error) {
+	h, err := render(ctx, EmailChangeConfirmHTML(d))
+	if err != nil {
+		return Message{}, err
+	}
+	var t strings.Builder
+	fmt.Fprintf(&t, "Someone (hopefully you) asked to use %s as the email address of their Latchkey account.\n\n", d.NewEmail)
+	fmt.Fprintf(&t, "To confirm it, open this link within %s:\n\n%s\n\n", hours(d.Hours), d.Link)
+	t.WriteString("The link works once. Until it is used, the account keeps its old address. If you did not ask for this, ignore this email.\n")
+	t.WriteString(footer)
+	return Message{Subject: EmailChangeConfirmSubject, HTML: h, Text: t.String()}, nil
+}
+
+// RenderEmailChangeRequested renders the notice to the old address.
+func RenderEmailChangeRequested(ctx context.Context, d EmailChangeRequestedData) (Message, error) {
+	h, err := render(ctx, EmailChangeRequestedHTML(d))
+	if err != nil {
+		return Message{}, err
+	}
+	var t strings.Builder
+	t.WriteString(d.sentence() + "\n\n")
+	fmt.Fprintf(&t, "Nothing changes until the link sent to the new address is used (within %s). Until then, the account keeps this address.\n\n", hours(d.Hours))
+	t.WriteString("If this was you, there is nothing to do.\n\n")
+	fmt.Fprintf(&t, "If this wasn't you, cancel the change now, then change your password: someone knows it.\n\n%s\n", d.CancelLink)
+	t.WriteString(footer)
+	return Message{Subject: EmailChangeRequestedSubject, HTML: h, Text: t.String()}, nil
+}
+
+// RenderAccountDeleted renders the goodbye notice.
+func RenderAccountDeleted(ctx context.Context, d AccountDeletedData) (Message, error) {
+	h, err := render(ctx, AccountDeletedHTML(d))
+	if err != nil {
+		return Message{}, err
+	}
+	var t strings.Builder
+	t.WriteString(d.sentence() + "\n\n")
+	t.WriteString("Its sessions were signed out and its data deleted. If this was you, there is nothing to do: goodbye, and thank you.\n\n")
+	t.WriteString("If this wasn't you, someone used your account: contact the site's administrator at once.\n")
+	t.WriteString(footer)
+	return Message{Subject: AccountDeletedSubject, HTML: h, Text: t.String()}, nil
+}

@@ -58,3 +58,45 @@ func TestRender(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderAccountMail: the account page's mail, each with both parts.
+// The notice to the old address has the cancel link and no other link;
+// the goodbye notice has none.
+func TestRenderAccountMail(t *testing.T) {
+	ctx := context.Background()
+	when := time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
+	c, err := RenderEmailChangeConfirm(ctx, EmailChangeConfirmData{NewEmail: "new@example.com",
+		Link: "https://x.example/account/email/confirm?token=abc", Hours: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != EmailChangeConfirmSubject || !strings.Contains(c.Text, "https://x.example/account/email/confirm?token=abc") ||
+		!strings.Contains(c.HTML, `href="https://x.example/account/email/confirm?token=abc"`) || !strings.Contains(c.Text, "24 hours") ||
+		!strings.Contains(c.HTML, "new@example.com") {
+		t.Fatalf("confirm:\n%s\n%s", c.Text, c.HTML)
+	}
+	n, err := RenderEmailChangeRequested(ctx, EmailChangeRequestedData{OldEmail: "old@example.com", NewEmail: "new@example.com",
+		When: when, IP: "192.0.2.1", Hours: 24, CancelLink: "https://x.example/account/email/cancel?token=def"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{n.Text, n.HTML} {
+		if !strings.Contains(part, "old@example.com") || !strings.Contains(part, "new@example.com") || !strings.Contains(part, "192.0.2.1") ||
+			!strings.Contains(part, "Thursday 26 November 2026 at 09:30 UTC") || !strings.Contains(part, "https://x.example/account/email/cancel?token=def") ||
+			strings.Contains(part, "confirm") || strings.Count(part, "https://") != 1+strings.Count(part, `href="https://`) {
+			t.Fatalf("change notice:\n%s", part)
+		}
+	}
+	if n.Subject != EmailChangeRequestedSubject {
+		t.Fatalf("subject %q", n.Subject)
+	}
+	g, err := RenderAccountDeleted(ctx, AccountDeletedData{Email: "gone@example.com", When: when, IP: "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{g.Text, g.HTML} {
+		if !strings.Contains(part, "gone@example.com") || !strings.Contains(part, "was deleted") || strings.Contains(part, "http") {
+			t.Fatalf("goodbye:\n%s", part)
+		}
+	}
+}

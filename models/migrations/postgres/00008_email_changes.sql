@@ -1,0 +1,20 @@
+-- +goose Up
+-- An address change asked for on the account page, waiting for the link
+-- mailed to the new address (SECURITY S9, R10): until it is used, the
+-- account keeps its address and logs in with it. One per user: a new
+-- request replaces the older one. confirm is the SHA-256 of the token
+-- mailed to the new address, cancel that of the token in the notice to the
+-- old one; the tokens themselves are never stored. old_email_key is the
+-- address the change was asked from: if it is no longer the account's, the
+-- change is void. Times are Unix milliseconds (UTC).
+CREATE TABLE email_changes (
+    user_id       BIGINT  PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    new_email     TEXT    NOT NULL,              -- as typed
+    new_email_key TEXT    NOT NULL,              -- trimmed + lower-cased
+    old_email_key TEXT    NOT NULL,
+    confirm       BYTEA   NOT NULL UNIQUE,
+    cancel        BYTEA   NOT NULL UNIQUE,
+    created       BIGINT  NOT NULL,
+    expires       BIGINT  NOT NULL
+);
+CREATE INDEX email_changes_expires ON email_changes(expires);
