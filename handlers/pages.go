@@ -65,6 +65,7 @@ func (h *Handler) registerPages(e *echo.Echo) {
 	p.registerSessionPages(e, mw)
 	p.registerOAuthPages(e, mw)
 	p.registerMFAPages(e, mw)
+	p.registerAccountPages(e, mw)
 
 	e.GET(static.Prefix+"*", p.handleStatic)
 	e.HEAD(static.Prefix+"*", p.handleStatic)
@@ -104,19 +105,15 @@ func (p *pages) handleStatic(c echo.Context) error {
 	return nil
 }
 
-// handleHome is GET /: the login form when signed out, the account when
-// signed in.
+// handleHome is GET /: the login form when signed out, a welcome with the
+// way to the account page when signed in.
 func (p *pages) handleHome(c echo.Context) error {
 	s := sessionOf(c)
 	if s == nil {
 		return render(c, http.StatusOK, views.HomePage(p.page(c, "Log in"), nil, views.LoginForm{Providers: p.providerButtons()}))
 	}
-	methods, err := p.signInMethods(c, s)
-	if err != nil {
-		return err
-	}
 	a := &views.Account{Email: s.User.Email, Username: s.User.Username,
-		Verified: s.User.EmailVerified != nil && *s.User.EmailVerified, Methods: methods}
+		Verified: s.User.EmailVerified != nil && *s.User.EmailVerified}
 	pg := p.page(c, "Your account")
 	return render(c, http.StatusOK, views.HomePage(pg, a, views.LoginForm{}))
 }

@@ -110,18 +110,18 @@ func (p *pages) confirmForFactors(c echo.Context, s *models.Session) (bool, erro
 	}
 	switch {
 	case errors.Is(err, models.ErrWrongPassword):
-		return false, p.accountFailure(c, http.StatusUnauthorized, "Wrong password",
+		return false, p.factorFailure(c, http.StatusUnauthorized, "Wrong password",
 			"To change two-step verification, type your current password with it.")
 	case errors.Is(err, models.ErrReauthRequired):
-		return false, p.accountFailure(c, http.StatusForbidden, "Confirm it's you first",
+		return false, p.factorFailure(c, http.StatusForbidden, "Confirm it's you first",
 			"Changing two-step verification needs a recent sign-in. Confirm with your provider on your account page, then try again.")
 	}
 	return false, err
 }
 
-// accountFailure is a readable page for a refused account change, with
+// factorFailure is a readable page for a refused change of a factor, with
 // the way back to the account.
-func (p *pages) accountFailure(c echo.Context, status int, title, content string) error {
+func (p *pages) factorFailure(c echo.Context, status int, title, content string) error {
 	return render(c, status, views.ResponsePage(p.page(c, title), views.Response{
 		Title: title, Content: content, RedirectTo: accountPath, RedirectToLinkText: "Back to your account", Tone: "error"}))
 }
@@ -164,7 +164,7 @@ func (p *pages) handleTOTPConfirm(c echo.Context) error {
 	codes, err := p.Users.ConfirmTOTP(c.Request().Context(), s, c.FormValue("code"), clientMeta(c))
 	switch {
 	case errors.Is(err, models.ErrMFACode):
-		return p.accountFailure(c, http.StatusUnprocessableEntity, "That code is not right",
+		return p.factorFailure(c, http.StatusUnprocessableEntity, "That code is not right",
 			"Two-step verification is still off. Start again and enter the code your app shows for Latchkey.")
 	case errors.Is(err, models.ErrTOTPNotEnrolling), errors.Is(err, models.ErrTOTPEnabled):
 		return seeOther(c, accountPath)

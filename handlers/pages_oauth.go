@@ -346,7 +346,7 @@ func (p *pages) finishLink(c echo.Context, s *models.Session, pr oauth.Provider,
 		return err
 	}
 	p.setFlash(c, "linked")
-	return seeOther(c, "/")
+	return seeOther(c, "/account")
 }
 
 // finishReauth accepts the provider's answer as a fresh authentication
@@ -389,7 +389,7 @@ func (p *pages) handleUnlink(c echo.Context) error {
 		return err
 	}
 	p.setFlash(c, "unlinked")
-	return seeOther(c, "/")
+	return seeOther(c, "/account")
 }
 
 // providerView is the button data of a configured provider; one that is

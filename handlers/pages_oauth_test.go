@@ -227,7 +227,7 @@ func TestOAuthO3SignUpThenSignInByIdentity(t *testing.T) {
 	if got := sessions.text("session-method"); got != "Dex" {
 		t.Errorf("the session signed in with %q, want Dex", got)
 	}
-	home := b.get("/")
+	home := b.get("/account") // the account page has the sign-in methods
 	if home.testid("method-dex").Length() != 1 {
 		t.Errorf("Sign-in methods lacks Dex:\n%s", home.body)
 	}
@@ -275,8 +275,11 @@ func TestOAuthO4NoTakeoverByEmail(t *testing.T) {
 	prompt := signInWith(t, owner, dex, oauth.Account{Subject: "ann-dex", Email: "ann@example.com", EmailVerified: true}, nil)
 	prompt.is(http.StatusConflict, "page-link-prompt")
 	owner.submit(prompt, `form[action="/login"]`, url.Values{"email": {"ann@example.com"}, "password": {"ann-secret-pw-1"}}).redirects("/")
-	if home := owner.get("/"); home.testid("method-dex").Length() != 1 || !strings.Contains(home.body, "linked to your account") {
-		t.Fatalf("after the password, dex is not linked:\n%s", home.body)
+	if home := owner.get("/"); !strings.Contains(home.body, "linked to your account") {
+		t.Fatalf("after the password, no word of the link:\n%s", home.body)
+	}
+	if acct := owner.get("/account"); acct.testid("method-dex").Length() != 1 {
+		t.Fatalf("after the password, dex is not linked:\n%s", acct.body)
 	}
 	// A pending link only attaches to the account whose address it named:
 	// logging in to another account on that page links nothing.
@@ -285,8 +288,11 @@ func TestOAuthO4NoTakeoverByEmail(t *testing.T) {
 	prompt = signInWith(t, mixed, dex, oauth.Account{Subject: "ann-dex-2", Email: "ann@example.com", EmailVerified: true}, nil)
 	prompt.is(http.StatusConflict, "page-link-prompt")
 	mixed.submit(prompt, `form[action="/login"]`, url.Values{"email": {"bob@example.com"}, "password": {"bob-secret-pw-1"}}).redirects("/")
-	if home := mixed.get("/"); home.testid("method-dex").Length() != 0 || !strings.Contains(home.body, "could not be linked") {
-		t.Fatalf("bob got ann's pending provider account:\n%s", home.body)
+	if home := mixed.get("/"); !strings.Contains(home.body, "could not be linked") {
+		t.Fatalf("bob was not told the link failed:\n%s", home.body)
+	}
+	if acct := mixed.get("/account"); acct.testid("method-dex").Length() != 0 {
+		t.Fatalf("bob got ann's pending provider account:\n%s", acct.body)
 	}
 
 	again := newBrowser(t, env, "http://localhost:3000")
@@ -361,7 +367,7 @@ func TestOAuthO7LinkAndUnlink(t *testing.T) {
 	// gil has no password: only dex.
 	b := newBrowser(t, env, "http://localhost:3000")
 	signInWith(t, b, dex, oauth.Account{Subject: "gil", Email: "gil@example.com", EmailVerified: true}, nil).redirects("/")
-	home := b.get("/")
+	home := b.get("/account")
 	if home.find(`form[action^="/unlink/"]`).Length() != 0 || home.testid("only-dex").Length() != 1 {
 		t.Fatalf("the only way to sign in offers Remove:\n%s", home.body)
 	}
@@ -376,13 +382,13 @@ func TestOAuthO7LinkAndUnlink(t *testing.T) {
 		t.Fatalf("link git: %d %s", r.status, r.body)
 	}
 	git.account = oauth.Account{Subject: "gil-git", Login: "gil"}
-	b.get(git.approve(t, r.header.Get("Location"))).redirects("/")
-	home = b.get("/")
+	b.get(git.approve(t, r.header.Get("Location"))).redirects("/account")
+	home = b.get("/account")
 	if home.testid("method-git").Length() != 1 {
 		t.Fatalf("git not linked:\n%s", home.body)
 	}
 	// Now dex can go.
-	b.submit(home, `li[data-testid="method-dex"] form`, nil).redirects("/")
+	b.submit(home, `li[data-testid="method-dex"] form`, nil).redirects("/account")
 	u, _ := env.users.FindUserByEmail(ctx, "gil@example.com")
 	if ids, _ := env.users.IdentitiesOf(ctx, u.ID); len(ids) != 1 || ids[0].Provider != "git" {
 		t.Fatalf("identities after unlinking dex: %+v", ids)
@@ -394,7 +400,7 @@ func TestOAuthO7LinkAndUnlink(t *testing.T) {
 	login := ann.get("/login")
 	ann.submit(login, `form[action="/login"]`, url.Values{"email": {"ann@example.com"}, "password": {"ann-secret-pw-1"}}).redirects("/")
 	env.clock.Advance(11 * time.Minute) // no longer a recent sign-in: linking asks for the password
-	annHome := ann.get("/")
+	annHome := ann.get("/account")
 	if annHome.find(`form[action="/link/git"] input[name=password]`).Length() != 1 {
 		t.Fatalf("the link form of a stale session asks no password:\n%s", annHome.body)
 	}
@@ -474,8 +480,8 @@ func TestOAuthReauthWithoutPassword(t *testing.T) {
 	}
 	// Someone else's provider account is no re-authentication.
 	env.clock.Advance(11 * time.Minute)
-	home := b.get("/")
-	r = b.submit(home, `form[action="/auth/dex"]`, nil)
+	home := b.get("/account")
+	r = b.submit(home, `section[data-testid="sign-in-methods"] form[action="/auth/dex"]`, nil)
 	dex.account = oauth.Account{Subject: "not-gil"}
 	b.get(dex.approve(t, r.header.Get("Location"))).is(http.StatusForbidden, "page-response")
 }

@@ -126,6 +126,22 @@ func flashText(key string) string {
 		return "Thanks: you can make the change now."
 	case "link-expired":
 		return "You are logged in, but linking took too long: add the sign-in method from your account page."
+	case "password-changed":
+		return "Your password is changed. Your other sessions were logged out."
+	case "verify-sent":
+		return "We sent a confirmation link to your address. If you asked a moment ago, the link sent then still works."
+	case "already-verified":
+		return "Your email address is already verified."
+	case "set-password-sent":
+		return "We sent a link to your address: open it to choose your password."
+	case "email-change-sent":
+		return "We sent a confirmation link to the new address. Your address changes when you open it."
+	case "email-change-withdrawn":
+		return "The change of email address is cancelled."
+	case "email-changed":
+		return "Your email address is changed: log in with the new one from now on."
+	case "account-deleted":
+		return "Your account is deleted. Goodbye!"
 	case "link-failed":
 		return "You are logged in, but that account could not be linked: it may sign in to another account here."
 	}
