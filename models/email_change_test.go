@@ -174,3 +174,33 @@ func TestEmailChangeWithoutPassword(t *testing.T) {
 		t.Fatalf("delete when stale: %v", err)
 	}
 }
+
+// TestEmailChangeMailLimited: a second link to the same address within a
+// minute is refused with ErrEmailChangeTooSoon (the page's 429), and the
+// first one still works.
+func TestEmailChangeMailLimited(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	lc := models.DefaultLimitConfig()
+	u, _, _, _ := newLimitedUsers(t, models.Config{}, &lc) // the limiter on the wall clock: both requests within its minute
+	var reqs []models.EmailChangeRequested
+	u.OnEmailChangeRequested(func(_ context.Context, _ *models.Tx, ev models.EmailChangeRequested) error {
+		reqs = append(reqs, ev)
+		return nil
+	})
+	mustCreate(t, u, "email", "ann@example.com", "password", "ann-pw-1-long")
+	s := sessionFor(t, u, "ann@example.com", "ann-pw-1-long")
+	if _, err := u.RequestEmailChange(ctx, s, "ann-pw-1-long", "new@example.com", models.ClientMeta{IP: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := u.RequestEmailChange(ctx, s, "ann-pw-1-long", "New@example.com", models.ClientMeta{IP: "192.0.2.1"})
+	if !errors.Is(err, models.ErrEmailChangeTooSoon) {
+		t.Fatalf("a second link within the minute: %v", err)
+	}
+	if len(reqs) != 1 {
+		t.Fatalf("%d mails", len(reqs))
+	}
+	if _, err := u.ConfirmEmailChange(ctx, reqs[0].ConfirmToken, [32]byte{}, models.ClientMeta{}); err != nil {
+		t.Fatalf("the first link after a refused second: %v", err)
+	}
+}
