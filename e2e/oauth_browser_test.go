@@ -68,10 +68,11 @@ func TestBrowserDexSignIn(t *testing.T) {
 			if u := b.location(); u != a.base+"/" {
 				t.Errorf("after the sign-in the URL is %s, want / (no code or state left in it)", u)
 			}
+			b.shot("signed-in-with-dex")
+			b.do("open the account page", chromedp.Navigate(a.base+"/account"), b.on("page-account"))
 			if b.present("method-dex") != 1 {
 				t.Error("Dex is not among the sign-in methods")
 			}
-			b.shot("signed-in-with-dex")
 
 			// The owner of an address Dex also has, in a browser of their own.
 			o := browserOpen(t, a.base, w, h)
@@ -92,10 +93,11 @@ func TestBrowserDexSignIn(t *testing.T) {
 			o.do("log in with the password to link",
 				chromedp.SendKeys(chromedp.ID("password"), "correct horse battery"),
 				chromedp.Click(css("login-submit")),
-				o.on("page-home"), o.on("method-dex"))
+				o.on("page-home"))
 			if got := o.text("account-email"); got != owner {
 				t.Errorf("linked and signed in as %q", got)
 			}
+			o.do("open the account page", chromedp.Navigate(a.base+"/account"), o.on("page-account"), o.on("method-dex"))
 			o.shot("linked")
 		})
 	}

@@ -202,7 +202,7 @@ func TestDexSignIn(t *testing.T) {
 
 	b := webtest.New(t, a.base)
 	dexSignIn(t, b, a.dex, "alice@example.com", "alice-dex-pw").Redirects("/")
-	home := b.Get("/").Is(200, "page-home")
+	home := b.Get("/account").Is(200, "page-account")
 	if got := home.Text("account-email"); got != "alice@example.com" {
 		t.Fatalf("signed in as %q", got)
 	}
@@ -325,7 +325,7 @@ func TestDexSecurity(t *testing.T) {
 		owner := webtest.New(t, a.base)
 		prompt := dexSignIn(t, owner, a.dex, "carol@example.com", "carol-dex-pw").Is(http.StatusConflict, "page-link-prompt")
 		owner.Submit(prompt, `form[action="/login"]`, url.Values{"email": {"carol@example.com"}, "password": {"correct horse battery"}}).Redirects("/")
-		home := owner.Get("/").Is(200, "page-home")
+		home := owner.Get("/account").Is(200, "page-account")
 		if home.Text("account-email") != "carol@example.com" || home.TestID("method-dex").Length() != 1 {
 			t.Fatalf("after the password on the link page, Dex is not linked:\n%s", home.Body)
 		}
@@ -338,9 +338,9 @@ func TestDexSecurity(t *testing.T) {
 
 		// O7: carol has a password, so Dex can go; then Dex is back to
 		// "an account with this email exists".
-		home = owner.Get("/").Is(200, "page-home")
-		owner.Submit(home, `form:has([data-testid="unlink-dex"])`, nil).Redirects("/")
-		if owner.Get("/").TestID("method-dex").Length() != 0 {
+		home = owner.Get("/account").Is(200, "page-account")
+		owner.Submit(home, `form:has([data-testid="unlink-dex"])`, nil).Redirects("/account")
+		if owner.Get("/account").TestID("method-dex").Length() != 0 {
 			t.Fatal("Dex still linked after Remove")
 		}
 		dexSignIn(t, webtest.New(t, a.base), a.dex, "carol@example.com", "carol-dex-pw").Is(http.StatusConflict, "page-link-prompt")
@@ -349,7 +349,7 @@ func TestDexSecurity(t *testing.T) {
 	t.Run("O7LastMethodStays", func(t *testing.T) {
 		b := webtest.New(t, a.base)
 		dexSignIn(t, b, a.dex, "alice@example.com", "alice-dex-pw").Redirects("/")
-		home := b.Get("/").Is(200, "page-home")
+		home := b.Get("/account").Is(200, "page-account")
 		if home.TestID("unlink-dex").Length() != 0 || home.TestID("only-dex").Length() != 1 {
 			t.Fatal("the only sign-in method offers Remove")
 		}
@@ -358,7 +358,7 @@ func TestDexSecurity(t *testing.T) {
 		if !strings.Contains(r.Text("response-title"), "only way to sign in") {
 			t.Errorf("unlinking the only method: %q", r.Text("response-title"))
 		}
-		if b.Get("/").TestID("method-dex").Length() != 1 {
+		if b.Get("/account").TestID("method-dex").Length() != 1 {
 			t.Fatal("the only sign-in method was removed")
 		}
 	})
@@ -538,7 +538,7 @@ func TestDexSignInImportedLB3Identity(t *testing.T) {
 	// gina's imported identity: Dex signs in to user 1, no link page.
 	gina := webtest.New(t, a.base)
 	dexSignIn(t, gina, d, "gina@example.com", "gina-dex-pw").Redirects("/")
-	home := gina.Get("/").Is(200, "page-home")
+	home := gina.Get("/account").Is(200, "page-account")
 	if home.Text("account-email") != "gina@example.com" || home.TestID("method-dex").Length() != 1 {
 		t.Fatalf("the imported identity did not sign in to the imported account:\n%s", home.Body)
 	}

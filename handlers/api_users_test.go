@@ -640,13 +640,14 @@ func TestAPIAuditRows(t *testing.T) {
 // TestRedactQuery: tokens never reach the access log.
 func TestRedactQuery(t *testing.T) {
 	for in, want := range map[string]string{
-		"":                             "",
-		"access_token=abc":             "access_token=[REDACTED]",
-		"include=user&access_token=ab": "include=user&access_token=[REDACTED]",
-		"ACCESS_TOKEN=x&a=b":           "ACCESS_TOKEN=[REDACTED]&a=b",
-		"uid=2&token=abc&redirect=%2F": "uid=2&token=[REDACTED]&redirect=%2F",
-		"access%5Ftoken=x":             "access%5Ftoken=[REDACTED]",
-		"x=1;access_token=secret":      "x=1&access_token=[REDACTED]",
+		"":                                     "",
+		"access_token=abc":                     "access_token=[REDACTED]",
+		"include=user&access_token=ab":         "include=user&access_token=[REDACTED]",
+		"ACCESS_TOKEN=x&a=b":                   "ACCESS_TOKEN=[REDACTED]&a=b",
+		"uid=2&token=abc&redirect=%2F":         "uid=2&token=[REDACTED]&redirect=%2F",
+		"access%5Ftoken=x":                     "access%5Ftoken=[REDACTED]",
+		"x=1;access_token=secret":              "x=1&access_token=[REDACTED]",
+		"code=4/0AX-abc&state=s1&scope=openid": "code=[REDACTED]&state=[REDACTED]&scope=openid",
 	} {
 		if got := handlers.RedactQuery(in); got != want {
 			t.Errorf("RedactQuery(%q) = %q, want %q", in, got, want)

@@ -109,8 +109,10 @@ func (h *Handler) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// secretParams are query parameters whose values never reach a log.
-var secretParams = map[string]bool{"access_token": true, "token": true, "password": true}
+// secretParams are query parameters whose values never reach a log: tokens
+// and passwords, and a provider's callback (code and state: an
+// authorization code and the flow's handle).
+var secretParams = map[string]bool{"access_token": true, "token": true, "password": true, "code": true, "state": true}
 
 // RedactQuery replaces the values of secret query parameters with [REDACTED].
 func RedactQuery(raw string) string {
