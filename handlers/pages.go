@@ -113,7 +113,7 @@ func (p *pages) handleHome(c echo.Context) error {
 		return render(c, http.StatusOK, views.HomePage(p.page(c, "Log in"), nil, views.LoginForm{Providers: p.providerButtons()}))
 	}
 	a := &views.Account{Email: s.User.Email, Username: s.User.Username,
-		Verified: s.User.EmailVerified != nil && *s.User.EmailVerified}
+		Verified: s.User.EmailVerified != nil && *s.User.EmailVerified, Placeholder: s.User.EmailPlaceholder}
 	pg := p.page(c, "Your account")
 	return render(c, http.StatusOK, views.HomePage(pg, a, views.LoginForm{}))
 }

@@ -55,6 +55,11 @@ func (p *pages) accountView(c echo.Context, s *models.Session) (views.AccountVie
 	v := views.AccountView{Email: u.Email, Username: u.Username, Verified: u.EmailVerified != nil && *u.EmailVerified,
 		Placeholder: u.EmailPlaceholder, HasPassword: u.HasPassword(), Recent: p.Users.RecentlyAuthenticated(s),
 		Reauth: methods.Reauth, MinPassword: p.minPassword, Methods: methods, Errors: views.FieldErrors{}, Alerts: map[string]string{}}
+	f, err := p.Users.SecondFactors(ctx, u.ID)
+	if err != nil {
+		return v, err
+	}
+	v.Factors = views.Factors{TOTP: f.TOTP, RecoveryLeft: f.RecoveryLeft, Passkeys: f.Passkeys, HasPassword: u.HasPassword()}
 	pending, err := p.Users.PendingEmailChange(ctx, u.ID)
 	if err != nil {
 		return v, err

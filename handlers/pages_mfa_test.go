@@ -126,12 +126,20 @@ func TestPagesTwoStepOff(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	b, _, _ := enableTOTPInBrowser(t, env)
+	acct := b.get("/account")
+	acct.is(200, "page-account")
+	if acct.testid("totp-on").Length() != 1 || !strings.Contains(acct.text("recovery-left"), "10") {
+		t.Fatalf("the account page with two-step verification on:\n%s", acct.body)
+	}
 	home := b.get("/")
 	b.post("/account/recovery-codes", url.Values{"_csrf": {home.csrf()}, "password": {"nope-nope-nope"}}).is(http.StatusUnauthorized, "page-response")
 	codes := b.post("/account/recovery-codes", url.Values{"_csrf": {home.csrf()}, "password": {"ann-secret-pw-1"}})
 	codes.is(200, "page-recovery-codes")
 	b.post("/account/two-step/off", url.Values{"_csrf": {home.csrf()}}).is(http.StatusUnauthorized, "page-response")
 	b.post("/account/two-step/off", url.Values{"_csrf": {home.csrf()}, "password": {"ann-secret-pw-1"}}).redirects("/account")
+	if acct := b.get("/account"); acct.testid("totp-off-state").Length() != 1 || !strings.Contains(acct.body, "Two-step verification is off") {
+		t.Fatalf("the account page after turning it off:\n%s", acct.body)
+	}
 	b.post("/account/two-step/off", url.Values{"password": {"ann-secret-pw-1"}}).is(http.StatusForbidden, "")
 	if r := env.do("POST", "/api/users/login", `{"email":"ann@example.com","password":"ann-secret-pw-1"}`); r.status != 200 {
 		t.Fatalf("login after turning it off: %d %s", r.status, r.body)

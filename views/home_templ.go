@@ -14,6 +14,9 @@ type Account struct {
 	Email    string
 	Username string
 	Verified bool
+	// Placeholder: the address was invented (the provider gave none) and
+	// reaches nobody.
+	Placeholder bool
 }
 
 // HomePage is GET /: the login form when signed out, the account when signed in.
@@ -59,7 +62,7 @@ func HomePage(p Page, a *Account, login LoginForm) templ.Component {
 				var templ_7745c5c3_Var3 string
 				templ_7745c5c3_Var3, templ_7745c5c3_Err = templ.JoinStringErrs(a.Email)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/home.templ`, Line: 18, Col: 112}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/home.templ`, Line: 21, Col: 112}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var3))
 				if templ_7745c5c3_Err != nil {
@@ -77,7 +80,7 @@ func HomePage(p Page, a *Account, login LoginForm) templ.Component {
 					var templ_7745c5c3_Var4 string
 					templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinStringErrs(a.Username)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/home.templ`, Line: 20, Col: 82}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/home.templ`, Line: 23, Col: 82}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var4))
 					if templ_7745c5c3_Err != nil {
@@ -88,18 +91,24 @@ func HomePage(p Page, a *Account, login LoginForm) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				}
-				if a.Verified {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "<p class=\"alert ok\" data-testid=\"email-verified\">Your email address is verified.</p>")
+				switch {
+				case a.Placeholder:
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "<p class=\"lead\" data-testid=\"email-placeholder\">Your account has no email address yet, so it gets no mail: add yours on your account page.</p>")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-				} else {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "<p class=\"lead\" data-testid=\"email-unverified\">Your email address is not verified yet: look for the link we sent.</p>")
+				case a.Verified:
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "<p class=\"alert ok\" data-testid=\"email-verified\">Your email address is verified.</p>")
+					if templ_7745c5c3_Err != nil {
+						return templ_7745c5c3_Err
+					}
+				default:
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "<p class=\"lead\" data-testid=\"email-unverified\">Your email address is not verified yet: your account page sends the confirmation link.</p>")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "<div class=\"actions\"><a class=\"button\" href=\"/account\" data-testid=\"link-account\">Manage your account</a> <a class=\"button secondary\" href=\"/sessions\" data-testid=\"link-sessions\">Your sessions</a><form method=\"post\" action=\"/logout\">")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 8, "<div class=\"actions\"><a class=\"button\" href=\"/account\" data-testid=\"link-account\">Manage your account</a> <a class=\"button secondary\" href=\"/sessions\" data-testid=\"link-sessions\">Your sessions</a><form method=\"post\" action=\"/logout\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -107,7 +116,7 @@ func HomePage(p Page, a *Account, login LoginForm) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 8, "<button type=\"submit\" id=\"logout\" data-testid=\"home-logout\">Log out</button></form></div></section><div class=\"aside\"><p>Password, email address, sign-in methods and deleting the account: <a href=\"/account\" data-testid=\"home-account-link\">your account page</a>.</p></div>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "<button type=\"submit\" id=\"logout\" data-testid=\"home-logout\">Log out</button></form></div></section><div class=\"aside\"><p>Password, email address, sign-in methods and deleting the account: <a href=\"/account\" data-testid=\"home-account-link\">your account page</a>.</p></div>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
