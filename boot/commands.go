@@ -27,6 +27,11 @@ type Command struct {
 	// Run does the work once fs is parsed and cfg loaded; it reads its own
 	// flags from fs.
 	Run func(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer) error
+	// Batch marks a one-off bulk command (copy, import) whose live heap
+	// grows with its input: it runs without the server's soft memory limit
+	// (tuneGC), under which a heap past 96 MiB has the collector running
+	// nonstop.
+	Batch bool
 }
 
 // commands is the table Run dispatches on. The first is the default, run
@@ -91,7 +96,7 @@ func dispatch(ctx context.Context, cmds []Command, args []string, environ []stri
 	if cmd.Args == "" && fs.NArg() > 0 {
 		return usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
-	tuneGC(getenv)
+	tuneGC(getenv, cmd.Batch)
 	return cmd.Run(ctx, cfg, fs, stdout)
 }
 

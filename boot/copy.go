@@ -26,6 +26,7 @@ import (
 func copyCommand() Command {
 	return Command{
 		Name:    "copy",
+		Batch:   true,
 		Summary: "copy every table of LATCHKEY_DB into another store (--to postgres://…), keeping ids and sessions",
 		Flags: func(fs *flag.FlagSet) {
 			fs.String("to", "", "the store to copy into: a postgres:// URL (or a SQLite file); migrated first, and it must hold no rows")

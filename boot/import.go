@@ -24,8 +24,9 @@ import (
 // models/lb3; this wires the flags and the output.
 func importLB3Command() Command {
 	return Command{
-		Name: "import lb3",
-		Args: "SOURCE",
+		Name:  "import lb3",
+		Batch: true,
+		Args:  "SOURCE",
 		Summary: "import a LoopBack 3 store (a memory-connector file, a folder of mongoexport files, mysql://… or postgres://…) into LATCHKEY_DB, " +
 			"keeping ids, passwords and live tokens; flags go before SOURCE",
 		Flags: func(fs *flag.FlagSet) {

@@ -290,19 +290,26 @@ func NewLogger(format string, w io.Writer) *slog.Logger {
 // a million users. The soft limit sits above the largest live heap a full
 // default auth cache makes (about 70 MiB), so a big cache makes the
 // collector tighten before the process balloons, never thrash.
+//
+// A batch command (Command.Batch) gets no soft limit: its live heap is
+// the data it holds, not a cache, so a limit below it makes the collector
+// run without pause. latchkey import lb3 of 1M users + 2M tokens holds
+// about 250 MiB of plan (a few numbers per user): under the 96 MiB limit
+// it spent two thirds of its 104 s collecting, without it 44 s in all.
 const (
 	gcPercent   = 200
 	memoryLimit = 96 << 20
 )
 
-// tuneGC applies gcPercent and memoryLimit where the environment does not
-// set them. It changes process-wide runtime settings, so only the program's
-// entry point (dispatch, for every command) calls it, never New.
-func tuneGC(getenv func(string) string) {
+// tuneGC applies gcPercent and, unless batch, memoryLimit where the
+// environment does not set them. It changes process-wide runtime settings,
+// so only the program's entry point (dispatch, for every command) calls it,
+// never New.
+func tuneGC(getenv func(string) string, batch bool) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
-	if getenv("GOMEMLIMIT") == "" {
+	if getenv("GOMEMLIMIT") == "" && !batch {
 		debug.SetMemoryLimit(memoryLimit)
 	}
 }
