@@ -2,6 +2,7 @@ package lb3
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ type lexer struct {
 	r   *bufio.Reader
 	off int64 // bytes consumed
 	buf []byte
+	dec []byte // a string's decoded value, when it has escapes
 }
 
 var errEOF = io.ErrUnexpectedEOF
@@ -133,75 +135,101 @@ func (l *lexer) str() ([]byte, error) {
 		}
 	}
 	raw := l.buf[:len(l.buf)-1]
-	simple := true
-	for _, c := range raw {
-		if c == '\\' || c < 0x20 {
-			simple = false
-			break
-		}
-	}
-	if simple && utf8.Valid(raw) {
+	if bytes.IndexByte(raw, '\\') < 0 && decodesToItself(raw) {
 		return raw, nil
 	}
-	return unquote(raw)
+	var err error
+	l.dec, err = appendUnquoted(l.dec[:0], raw)
+	if err != nil {
+		return nil, err
+	}
+	return l.dec, nil
 }
 
-// unquote decodes a JSON string's body, as encoding/json would (invalid
-// UTF-8 becomes U+FFFD); a control character or a bad escape is an error.
-func unquote(raw []byte) ([]byte, error) {
-	out := make([]byte, 0, len(raw))
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		switch {
-		case c < 0x20:
-			return nil, errors.New("a control character in a string")
-		case c == '\\':
-			if i+1 >= len(raw) {
-				return nil, errors.New("a bad escape in a string")
-			}
-			switch e := raw[i+1]; e {
-			case '"', '\\', '/':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r, ok := hex4(raw[i+2:])
-				if !ok {
-					return nil, errors.New("a bad \\u escape in a string")
-				}
-				i += 6
-				if utf16Surrogate(r) {
-					if r2, ok := hex4(raw[min(i+2, len(raw)):]); ok && i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-						if dec := utf16Decode(r, r2); dec != utf8.RuneError {
-							out = utf8.AppendRune(out, dec)
-							i += 6
-							continue
-						}
-					}
-					r = utf8.RuneError
-				}
-				out = utf8.AppendRune(out, r)
-				continue
-			default:
-				return nil, errors.New("a bad escape in a string")
-			}
-			i += 2
-		case c < utf8.RuneSelf:
-			out = append(out, c)
-			i++
-		default:
-			r, size := utf8.DecodeRune(raw[i:])
-			out = utf8.AppendRune(out, r)
-			i += size
+// decodesToItself: b (a JSON string body without escapes) holds no control character and is valid UTF-8, so it
+// decodes to itself.
+func decodesToItself(b []byte) bool {
+	ascii := true
+	for _, c := range b {
+		if c < 0x20 {
+			return false
 		}
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	return ascii || utf8.Valid(b)
+}
+
+// appendUnquoted appends the decoded body of a JSON string to out, as
+// encoding/json would decode it (invalid UTF-8 becomes U+FFFD); a control
+// character or a bad escape is an error. LoopBack's records are JSON
+// inside a JSON string, so nearly every escape is \": the runs between
+// escapes are copied whole when they decode to themselves.
+func appendUnquoted(out, raw []byte) ([]byte, error) {
+	for i := 0; i < len(raw); {
+		end := len(raw)
+		if j := bytes.IndexByte(raw[i:], '\\'); j >= 0 {
+			end = i + j
+		}
+		if run := raw[i:end]; decodesToItself(run) {
+			out = append(out, run...)
+		} else {
+			for k := 0; k < len(run); {
+				switch c := run[k]; {
+				case c < 0x20:
+					return nil, errors.New("a control character in a string")
+				case c < utf8.RuneSelf:
+					out = append(out, c)
+					k++
+				default:
+					r, size := utf8.DecodeRune(run[k:])
+					out = utf8.AppendRune(out, r)
+					k += size
+				}
+			}
+		}
+		i = end
+		if i == len(raw) {
+			break
+		}
+		// An escape at i.
+		if i+1 >= len(raw) {
+			return nil, errors.New("a bad escape in a string")
+		}
+		switch e := raw[i+1]; e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(raw[i+2:])
+			if !ok {
+				return nil, errors.New("a bad \\u escape in a string")
+			}
+			i += 6
+			if utf16Surrogate(r) {
+				if r2, ok := hex4(raw[min(i+2, len(raw)):]); ok && i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+					if dec := utf16Decode(r, r2); dec != utf8.RuneError {
+						out = utf8.AppendRune(out, dec)
+						i += 6
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			out = utf8.AppendRune(out, r)
+			continue
+		default:
+			return nil, errors.New("a bad escape in a string")
+		}
+		i += 2
 	}
 	return out, nil
 }

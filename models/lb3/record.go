@@ -45,7 +45,7 @@ func parseFlat(src []byte) (models.Fields, bool) {
 		if j+1 >= len(b) || b[j+1] != ':' {
 			return nil, false
 		}
-		name := string(b[i+1 : j])
+		name := recordName(b[i+1 : j])
 		for _, f := range out {
 			if f.Name == name {
 				return nil, false
@@ -83,7 +83,7 @@ func parseFlat(src []byte) (models.Fields, bool) {
 			for i < len(b) && (b[i] >= '0' && b[i] <= '9' || b[i] == '-' || b[i] == '+' || b[i] == '.' || b[i] == 'e' || b[i] == 'E') {
 				i++
 			}
-			if !json.Valid(b[start:i]) {
+			if !plainInt(b[start:i]) && !json.Valid(b[start:i]) {
 				return nil, false
 			}
 		default:
@@ -108,4 +108,53 @@ func parseFlat(src []byte) (models.Fields, bool) {
 			return nil, false
 		}
 	}
+}
+
+// recordName is string(b), without allocating for the names LoopBack's
+// built-in models use (a few million records repeat them).
+func recordName(b []byte) string {
+	switch string(b) {
+	case "id":
+		return "id"
+	case "email":
+		return "email"
+	case "username":
+		return "username"
+	case "password":
+		return "password"
+	case "emailVerified":
+		return "emailVerified"
+	case "verificationToken":
+		return "verificationToken"
+	case "realm":
+		return "realm"
+	case "ttl":
+		return "ttl"
+	case "created":
+		return "created"
+	case "userId":
+		return "userId"
+	case "scopes":
+		return "scopes"
+	case "principalType":
+		return "principalType"
+	}
+	return string(b)
+}
+
+// plainInt: b is 0 or an optionally negative run of digits not starting
+// with 0, which JSON accepts as a number.
+func plainInt(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 || b[0] == '0' && len(b) > 1 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
