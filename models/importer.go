@@ -28,7 +28,9 @@ import (
 //
 // Rows go in as multi-row INSERTs of up to maxRowsPerInsert rows through
 // one prepared statement per table; a call's last partial batch goes row by
-// row, so every call prepares at most two statements whatever its size.
+// row, so a table has at most two statements whatever the size. The
+// statements are prepared once a transaction (Tx.prepare), not once a call:
+// an import of a million users calls ImportUsers 500 times.
 
 // ImportUser is an account as another store has it.
 type ImportUser struct {
@@ -308,7 +310,7 @@ func (w *rowWriter) add(ctx context.Context, vals ...any) error {
 
 // close sends what is left, row by row through one more prepared
 // statement (a statement per remainder size would grow the rebind cache
-// with every size), and releases the statements.
+// and the transaction's statements with every size).
 func (w *rowWriter) close(ctx context.Context) error {
 	defer w.discard()
 	if w.n == 0 {
@@ -329,20 +331,29 @@ func (w *rowWriter) close(ctx context.Context) error {
 	return nil
 }
 
-// discard releases the statements; rows not sent are dropped.
+// discard lets the statements go (they stay prepared for the rest of the
+// transaction); rows not sent are dropped.
 func (w *rowWriter) discard() {
-	for _, st := range []*sql.Stmt{w.full, w.one} {
-		if st != nil {
-			st.Close()
-		}
-	}
 	w.full, w.one = nil, nil
 }
 
 // prepare prepares a statement inside the transaction, placeholders
-// rewritten for the dialect.
+// rewritten for the dialect, once: a later call with the same query gets
+// the same statement, and all are closed when the transaction ends. For
+// the row writers' INSERTs only (a few per table), not arbitrary queries.
 func (t *Tx) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
-	return t.tx.PrepareContext(ctx, t.db.d.rebind(query))
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, t.db.d.rebind(query))
+	if err != nil {
+		return nil, err
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	t.stmts[query] = st
+	return st, nil
 }
 
 // bumpIdentity moves the id sequence of table (users, outbox or

@@ -35,6 +35,7 @@ type Tx struct {
 	now     time.Time
 	changes []change
 	after   []func()
+	stmts   map[string]*sql.Stmt // the import API's prepared INSERTs (Tx.prepare), closed with tx
 }
 
 // Open opens the store named by dsn, creating and migrating it as needed:
