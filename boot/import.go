@@ -259,7 +259,7 @@ func printImportReport(w io.Writer, r lb3.Report, cfg Config, verb string) {
 			fmt.Fprintf(w, "    %s\n", note)
 		}
 	}
-	if r.Sessions > 0 && cfg.AllowEternalTokens {
+	if r.Eternal > 0 {
 		fmt.Fprintln(w, "  eternal tokens (ttl -1) were kept: serve with LATCHKEY_ALLOW_ETERNAL_TOKENS=true so they keep working")
 	}
 }

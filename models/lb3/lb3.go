@@ -162,6 +162,8 @@ type Report struct {
 	// last run, and updated here; Unchanged the users, tokens, links and
 	// identities it found as the last run left them.
 	Updated, Unchanged int64
+	// Eternal are the imported tokens with ttl -1 (AllowEternalTokens).
+	Eternal int64
 	// Removed counts, by reason (the Removed… constants), what earlier
 	// runs imported that the source no longer has, removed here.
 	Removed map[string]int64
