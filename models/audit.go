@@ -6,6 +6,9 @@ import "context"
 type ClientMeta struct {
 	IP        string
 	UserAgent string
+	// RequestID is the request's X-Request-Id (handlers.requestID): the
+	// reference an error page shows, and a field of that request's log lines.
+	RequestID string
 }
 
 // Audit records an event. It never takes a password or a token.
@@ -14,8 +17,8 @@ func (t *Tx) Audit(ctx context.Context, kind string, userID int64, meta ClientMe
 	if userID != 0 {
 		uid = userID
 	}
-	_, err := t.Exec(ctx, `INSERT INTO audit_events(time, kind, user_id, ip, user_agent, detail) VALUES (?,?,?,?,?,?)`,
-		ms(t.now), kind, uid, meta.IP, truncate(meta.UserAgent, 512), detail)
+	_, err := t.Exec(ctx, `INSERT INTO audit_events(time, kind, user_id, ip, user_agent, detail, request_id) VALUES (?,?,?,?,?,?,?)`,
+		ms(t.now), kind, uid, meta.IP, truncate(meta.UserAgent, 512), detail, truncate(meta.RequestID, 64))
 	return err
 }
 

@@ -115,6 +115,7 @@ func copyTables() []copyTable {
 		{name: "audit_events", key: "id", identity: true, since: 1, cols: []copyColumn{
 			{"id", kindInt, 1}, {"time", kindInt, 1}, {"kind", kindText, 1}, {"user_id", kindInt, 1},
 			{"ip", kindText, 1}, {"user_agent", kindText, 1}, {"detail", kindText, 1},
+			{"request_id", kindText, 7},
 		}},
 	}
 }
