@@ -139,6 +139,12 @@ func fromEchoError(he *echo.HTTPError, c echo.Context) *APIError {
 		case strings.HasPrefix(path, "/api/") || path == "/api":
 			return &APIError{Status: 404, Name: "Error", Message: "There is no method to handle " + r.Method + " " + strings.TrimPrefix(path, "/api")}
 		}
+		if he.Code == http.StatusMethodNotAllowed {
+			// A page that exists, asked with a method it does not take:
+			// 405, with the Allow header Echo's router set (pages only;
+			// the API answers as LoopBack did, above).
+			return &APIError{Status: 405, Name: "Error", Message: "Method Not Allowed"}
+		}
 		return &APIError{Status: 404, Name: "Error", Message: "Cannot " + r.Method + " " + path}
 	case http.StatusRequestEntityTooLarge:
 		return &APIError{Status: 413, Name: "PayloadTooLargeError", Message: "request entity too large"}
@@ -171,9 +177,9 @@ func (h *Handler) HandleError(err error, c echo.Context) {
 	ae := toAPIError(err, c)
 	switch {
 	case ae == errUnavailable:
-		h.Log.Warn("database unavailable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		h.reqLog(c).Warn("database unavailable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	case ae.Status >= 500 && ae.RetryAfter == 0:
-		h.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
+		h.reqLog(c).Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
 			"status", ae.Status, "err", err)
 	}
 	if ae.RetryAfter > 0 {
@@ -181,17 +187,18 @@ func (h *Handler) HandleError(err error, c echo.Context) {
 	}
 	var werr error
 	if isAPI(c.Request().URL.Path) {
-		if c.Request().Method == http.MethodHead {
-			werr = c.NoContent(ae.Status)
-		} else {
-			werr = writeJSON(c, ae.Status, struct {
-				Error *APIError `json:"error"`
-			}{ae})
-		}
+		// LoopBack's 404 for a method it has no route for carries no
+		// Allow header; the request id stays in its header, never in the
+		// body (the envelope is LoopBack's, byte for byte). HEAD gets the
+		// same headers; discardHeadBody drops the body.
+		c.Response().Header().Del(echo.HeaderAllow)
+		werr = writeJSON(c, ae.Status, struct {
+			Error *APIError `json:"error"`
+		}{ae})
 	} else {
 		werr = h.renderErrorPage(c, ae.Status)
 	}
 	if werr != nil {
-		h.Log.Error("writing error response", "err", werr)
+		h.reqLog(c).Error("writing error response", "err", werr)
 	}
 }

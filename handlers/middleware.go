@@ -67,7 +67,7 @@ func (h *Handler) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 				}
 				buf := make([]byte, 8<<10)
 				buf = buf[:runtime.Stack(buf, false)]
-				h.Log.Error("panic", "method", c.Request().Method, "path", c.Request().URL.Path,
+				h.reqLog(c).Error("panic", "method", c.Request().Method, "path", c.Request().URL.Path,
 					"panic", fmt.Sprint(r), "stack", string(buf))
 				err = fmt.Errorf("panic: %v", r)
 			}
@@ -104,6 +104,7 @@ func (h *Handler) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Int64("bytes", c.Response().Size),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("ip", c.RealIP()),
+			slog.String("request_id", requestID(c)),
 		)
 		return nil
 	}

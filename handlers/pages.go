@@ -68,7 +68,6 @@ func (h *Handler) registerPages(e *echo.Echo) {
 	p.registerAccountPages(e, mw)
 
 	e.GET(static.Prefix+"*", p.handleStatic)
-	e.HEAD(static.Prefix+"*", p.handleStatic)
 }
 
 // humanDuration words a link lifetime: "24 hours", "15 minutes".
@@ -176,7 +175,7 @@ func (p *pages) signedIn(c echo.Context, tok *models.AccessToken, user *models.U
 	ctx, meta := c.Request().Context(), clientMeta(c)
 	if old := sessionOf(c); old != nil {
 		if _, err := p.Users.Logout(ctx, old, meta); err != nil {
-			p.Log.Warn("ending the previous session at login", "err", err)
+			p.reqLog(c).Warn("ending the previous session at login", "err", err)
 		}
 	}
 	p.setSessionCookie(c, tok)
@@ -281,7 +280,7 @@ func (p *pages) handleSignupSubmit(c echo.Context) error {
 	if err != nil {
 		// The account exists; only the automatic sign-in failed (throttled
 		// or busy). Logging in by hand works.
-		p.Log.Warn("sign-in after sign-up failed", "user_id", u.ID, "err", err)
+		p.reqLog(c).Warn("sign-in after sign-up failed", "user_id", u.ID, "err", err)
 		return seeOther(c, "/login")
 	}
 	if old := sessionOf(c); old != nil {
@@ -289,7 +288,7 @@ func (p *pages) handleSignupSubmit(c echo.Context) error {
 	}
 	if err := p.Users.RequestVerification(ctx, u.ID, "/verified", meta); err != nil {
 		// The account is made; the link can be asked for again through the API.
-		p.Log.Error("queueing the confirmation mail after sign-up", "user_id", u.ID, "err", err)
+		p.reqLog(c).Error("queueing the confirmation mail after sign-up", "user_id", u.ID, "err", err)
 	}
 	p.setSessionCookie(c, tok)
 	p.rotateCSRF(c)

@@ -785,17 +785,21 @@ func TestPagesVerifiedAndErrors(t *testing.T) {
 	for _, tc := range []struct {
 		method, path string
 		status       int
+		allow        string
 	}{
-		{"GET", "/nope", 404},
-		{"GET", "/login/../../etc/passwd", 404},
-		// Express (and so the lead's error mapping) answers 404 for a known
-		// path with another method.
-		{"PUT", "/login", 404},
-		{"DELETE", "/", 404},
+		{"GET", "/nope", 404, ""},
+		{"GET", "/login/../../etc/passwd", 404, ""},
+		// A known page with a method it does not take is 405 with Allow
+		// (the API keeps LoopBack's 404: TestAPIRoutingAndHeaders).
+		{"PUT", "/login", 405, "OPTIONS, GET, HEAD, POST"},
+		{"DELETE", "/", 405, "OPTIONS, GET, HEAD"},
 	} {
 		r := b.do(tc.method, tc.path, nil)
 		r.is(tc.status, "page-error")
 		checkPageHeaders(t, r)
+		if got := r.header.Get("Allow"); got != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, got, tc.allow)
+		}
 		if strings.Contains(r.body, "Cannot ") || strings.Contains(r.body, "Method Not Allowed") {
 			t.Errorf("%s %s: the error page shows the raw error: %s", tc.method, tc.path, r.text("error-message"))
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/a-h/templ"
@@ -78,11 +79,17 @@ func render(c echo.Context, status int, comp templ.Component) error {
 	if err := comp.Render(c.Request().Context(), &buf); err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	// Pages are never compressed, though HTML compresses well: a page
+	// carries the CSRF token (constant per cookie in Echo v4, not masked per
+	// response) next to reflected input (the email typed into a form), which
+	// is what BREACH needs to read the token byte by byte from compressed
+	// sizes. Compress pages only once the token is masked per response.
+	hdr := c.Response().Header()
+	hdr.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	// Set here, so GET is not chunked and HEAD (discardHeadBody) answers
+	// with the same length.
+	hdr.Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
 	c.Response().WriteHeader(status)
-	if c.Request().Method == http.MethodHead {
-		return nil
-	}
 	_, err := c.Response().Write(buf.Bytes())
 	return err
 }
@@ -132,5 +139,6 @@ func (h *Handler) renderErrorPage(c echo.Context, status int) error {
 	}
 	title, text := errorText(status)
 	p.Title = title
-	return render(c, status, views.ErrorPage(p, views.ErrorView{Status: status, Title: title, Message: text}))
+	return render(c, status, views.ErrorPage(p, views.ErrorView{Status: status, Title: title, Message: text,
+		Reference: requestID(c)}))
 }

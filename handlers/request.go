@@ -184,5 +184,5 @@ func stringArg(f models.Fields, name string) (string, bool, error) {
 
 // clientMeta is where the request came from, for audit rows and sessions.
 func clientMeta(c echo.Context) models.ClientMeta {
-	return models.ClientMeta{IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+	return models.ClientMeta{IP: c.RealIP(), UserAgent: c.Request().UserAgent(), RequestID: requestID(c)}
 }

@@ -17,7 +17,9 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = h.HandleError
 	e.IPExtractor = h.ipExtractor()
 
-	e.Pre(lowerAPIPath)
+	// First, so that every answer, even a 404 before routing, carries the
+	// request id and no answer to HEAD has a body.
+	e.Pre(h.requestIDs, discardHeadBody, lowerAPIPath)
 	if h.AccessLog {
 		e.Use(h.accessLog)
 	}
@@ -70,6 +72,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	api.Any("", notFound)
 
 	h.registerPages(e)
+	addHeadRoutes(e)
 }
 
 func notFound(c echo.Context) error { return echo.ErrNotFound }
@@ -86,7 +89,7 @@ func (h *Handler) handleHealth(c echo.Context) error {
 		body["cache"] = "bypassed"
 	}
 	if err := h.Ping(ctx); err != nil {
-		h.Log.Warn("health check failed", "err", err)
+		h.reqLog(c).Warn("health check failed", "err", err)
 		c.Response().Header().Set("Retry-After", "5")
 		body["status"] = "unavailable"
 		return writeJSON(c, http.StatusServiceUnavailable, body)
