@@ -5,19 +5,37 @@ package static
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 )
 
-//go:embed *.css *.svg
+//go:generate go run favicon_gen.go
+
+//go:embed *.css *.svg *.ico
 var files embed.FS
+
+// types are the content types of the files here, spelled out rather than
+// read from the system's mime.types, which differs between machines and
+// is missing from minimal images.
+var types = map[string]string{
+	".css": "text/css; charset=utf-8",
+	".svg": "image/svg+xml",
+	".ico": "image/x-icon",
+}
+
+// gzipMin is the smallest file worth compressing: below about 1 KiB the
+// gzip header and trailer (18 bytes) and the Content-Encoding and Vary
+// headers eat most of what is saved, and the answer fits in one packet
+// either way.
+const gzipMin = 1024
 
 // Prefix is where the assets are served.
 const Prefix = "/static/"
@@ -34,6 +52,11 @@ type asset struct {
 	body         []byte
 	etag         string
 	ctype        string
+	// gz is body gzipped once at load, for clients that accept it; nil
+	// for files too small to gain, or that do not compress (the ICO holds
+	// PNGs).
+	gz     []byte
+	gzETag string
 }
 
 // Load reads the embedded files and computes their versioned names.
@@ -54,15 +77,22 @@ func Load() (*Assets, error) {
 		sum := sha256.Sum256(body)
 		h := hex.EncodeToString(sum[:5])
 		ext := path.Ext(e.Name())
-		ct := mime.TypeByExtension(ext)
-		if ct == "" {
+		ct, ok := types[ext]
+		if !ok {
 			ct = "application/octet-stream"
-		}
-		if strings.HasPrefix(ct, "text/") && !strings.Contains(ct, "charset") {
-			ct += "; charset=utf-8"
 		}
 		x := asset{name: e.Name(), hashed: strings.TrimSuffix(e.Name(), ext) + "." + h + ext, body: body,
 			etag: `"` + h + `"`, ctype: ct}
+		if (ext == ".css" || ext == ".svg") && len(body) > gzipMin {
+			gz, err := gzipBytes(body)
+			if err != nil {
+				return nil, err
+			}
+			if len(gz) < len(body) {
+				// A representation of its own, so its own ETag (RFC 9110 §8.8.3).
+				x.gz, x.gzETag = gz, `"`+h+`-gz"`
+			}
+		}
 		a.byName[x.name] = x
 		a.byHashed[x.hashed] = x
 	}
@@ -113,14 +143,99 @@ func (a *Assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	cache := "no-cache"
+	if immutable {
+		cache = "public, max-age=31536000, immutable"
+	}
+	x.serve(w, r, cache)
+}
+
+// ServeAt serves the file name at a fixed address outside Prefix, such as
+// /favicon.ico, which browsers fetch by that name unprompted. The name
+// cannot change with the content, so it is cached for maxAge and then
+// revalidated with its ETag.
+func (a *Assets) ServeAt(w http.ResponseWriter, r *http.Request, name string, maxAge time.Duration) {
+	x, ok := a.byName[name]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	x.serve(w, r, "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
+}
+
+// serve answers GET or HEAD with the file, gzipped when it has a gzipped
+// form and the client accepts one (http.ServeContent does conditional
+// requests and ranges, over the representation chosen).
+func (x asset) serve(w http.ResponseWriter, r *http.Request, cache string) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", x.ctype)
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("ETag", x.etag)
-	if immutable {
-		hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
-	} else {
-		hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("Cache-Control", cache)
+	body, etag := x.body, x.etag
+	if x.gz != nil {
+		hdr.Add("Vary", "Accept-Encoding")
+		if AcceptsGzip(r.Header.Get("Accept-Encoding")) {
+			body, etag = x.gz, x.gzETag
+			hdr.Set("Content-Encoding", "gzip")
+			// ServeContent leaves Content-Length out when Content-Encoding
+			// is set (it fears on-the-fly compressors); these bytes are the
+			// whole answer. For a range it sets the range's own length.
+			hdr.Set("Content-Length", strconv.Itoa(len(body)))
+		}
 	}
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(x.body))
+	hdr.Set("ETag", etag)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+}
+
+// gzipBytes compresses b at the best ratio: done once per file at start-up.
+func gzipBytes(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// AcceptsGzip reports whether an Accept-Encoding header value accepts gzip
+// (RFC 9110 §12.5.3): "gzip" or "x-gzip" or "*" with a q-value above 0; an
+// explicit "gzip;q=0" refuses it even after "*".
+func AcceptsGzip(header string) bool {
+	if header == "" {
+		return false
+	}
+	gzip, star := -1, -1 // -1: not named; 0: refused; 1: accepted
+	for rest := header; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, ",")
+		coding, params, _ := strings.Cut(part, ";")
+		coding = strings.TrimSpace(coding)
+		ok := 1
+		for params != "" {
+			var p string
+			p, params, _ = strings.Cut(params, ";")
+			k, v, _ := strings.Cut(p, "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil || q <= 0 {
+					ok = 0
+				}
+			}
+		}
+		switch {
+		case strings.EqualFold(coding, "gzip"), strings.EqualFold(coding, "x-gzip"):
+			gzip = ok
+		case coding == "*":
+			star = ok
+		}
+	}
+	if gzip >= 0 {
+		return gzip == 1
+	}
+	return star == 1
 }
