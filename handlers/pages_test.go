@@ -204,6 +204,7 @@ func checkPageHeaders(t *testing.T, p *htmlPage) {
 		"X-Frame-Options":        "DENY",
 		"X-Content-Type-Options": "nosniff",
 		"Content-Type":           "text/html; charset=UTF-8",
+		"X-Robots-Tag":           "noindex",
 	} {
 		if got := p.header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)

@@ -20,13 +20,16 @@ const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-acti
 	"frame-ancestors 'none'; base-uri 'none'"
 
 // setPageHeaders adds what every HTML page sends on top of the common
-// security headers: the CSP, and no-store, since pages carry a CSRF token
-// and often account data (the Back button after logout must not show them).
+// security headers: the CSP, no-store, since pages carry a CSRF token and
+// often account data (the Back button after logout must not show them),
+// and noindex: every page is an account page, none belongs in a search
+// engine (robotsTxt).
 func (h *Handler) setPageHeaders(c echo.Context) {
 	hd := c.Response().Header()
 	hd.Set("Content-Security-Policy", strings.Replace(pageCSP, "%s", h.formActions(), 1))
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hd.Set(echo.HeaderCacheControl, "no-store")
+	hd.Set("X-Robots-Tag", "noindex")
 }
 
 // pageHeaders is setPageHeaders as middleware for the page routes.

@@ -72,6 +72,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	api.Any("", notFound)
 
 	h.registerPages(e)
+	h.registerSiteFiles(e)
 	addHeadRoutes(e)
 }
 
