@@ -190,7 +190,7 @@ func (h *Handler) HandleError(err error, c echo.Context) {
 		// LoopBack's 404 for a method it has no route for carries no
 		// Allow header; the request id stays in its header, never in the
 		// body (the envelope is LoopBack's, byte for byte). HEAD gets the
-		// same headers; discardHeadBody drops the body.
+		// same headers; dropHeadBody drops the body.
 		c.Response().Header().Del(echo.HeaderAllow)
 		werr = writeJSON(c, ae.Status, struct {
 			Error *APIError `json:"error"`

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"sync"
 
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/models"
@@ -46,12 +47,13 @@ type Providers interface {
 // Options it was given, with defaults filled in.
 type Handler struct {
 	Options
-	assets *static.Assets // the embedded stylesheet and icons, with their hashed names
+	assets   *static.Assets // the embedded stylesheet and icons, with their hashed names
+	gzipPool *sync.Pool     // gzip writers for the API's answers (compress.go)
 }
 
 // New returns a Handler with defaults filled in.
 func New(o Options) *Handler {
-	h := &Handler{Options: o, assets: static.MustLoad()}
+	h := &Handler{Options: o, assets: static.MustLoad(), gzipPool: newGzipPool()}
 	if h.Log == nil {
 		h.Log = slog.New(slog.DiscardHandler)
 	}

@@ -41,18 +41,15 @@ func addHeadRoutes(e *echo.Echo) {
 	}
 }
 
-// discardHeadBody makes every answer to HEAD bodiless in one place: the
+// dropHeadBody makes every answer to HEAD bodiless in one place: the
 // handler runs as for GET and sets the same headers (Content-Length
 // included), and the body it writes goes nowhere. net/http drops a HEAD
 // body too, but only on a real connection; this also holds for
 // httptest and for anything that wraps the writer.
-func discardHeadBody(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if c.Request().Method == http.MethodHead {
-			res := c.Response()
-			res.Writer = headWriter{res.Writer}
-		}
-		return next(c)
+func dropHeadBody(c echo.Context) {
+	if c.Request().Method == http.MethodHead {
+		res := c.Response()
+		res.Writer = headWriter{res.Writer}
 	}
 }
 

@@ -15,16 +15,28 @@ import (
 // lowerAPIPath makes /api paths case-insensitive, as Express routing was
 // (/api/Users/login == /api/users/login). Ids are numbers or ObjectIds
 // (hex, any case: userIDParam), so nothing under /api is case-significant.
-func lowerAPIPath(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		p := r.URL.Path
-		if len(p) >= 4 && strings.EqualFold(p[:4], "/api") && (len(p) == 4 || p[4] == '/') {
-			if lp := strings.ToLower(p); lp != p {
-				r.URL.Path = lp
-				r.URL.RawPath = ""
-			}
+func lowerAPIPath(c echo.Context) {
+	r := c.Request()
+	p := r.URL.Path
+	if len(p) >= 4 && strings.EqualFold(p[:4], "/api") && (len(p) == 4 || p[4] == '/') {
+		if lp := strings.ToLower(p); lp != p {
+			r.URL.Path = lp
+			r.URL.RawPath = ""
 		}
+	}
+}
+
+// prelude runs first on every request, before routing, so that every
+// answer (a 404 included) carries the request id, no answer to HEAD has a
+// body, an /api answer may be gzipped and /api paths route in any case.
+// One middleware rather than four: Echo v4 wraps each global middleware
+// around the handler anew for every request, one allocation each.
+func (h *Handler) prelude(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h.setRequestID(c)
+		dropHeadBody(c)
+		lowerAPIPath(c)
+		h.offerGzip(c)
 		return next(c)
 	}
 }

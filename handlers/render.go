@@ -89,7 +89,7 @@ func render(c echo.Context, status int, comp templ.Component) error {
 	// sizes. Compress pages only once the token is masked per response.
 	hdr := c.Response().Header()
 	hdr.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
-	// Set here, so GET is not chunked and HEAD (discardHeadBody) answers
+	// Set here, so GET is not chunked and HEAD (dropHeadBody) answers
 	// with the same length.
 	hdr.Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
 	c.Response().WriteHeader(status)

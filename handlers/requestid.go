@@ -13,7 +13,7 @@ import (
 // ULID or nginx's 32 hex digits, short enough for a log line and a column.
 const maxRequestID = 64
 
-// requestIDs gives every request an id, sent back as X-Request-Id on every
+// setRequestID gives the request an id, sent back as X-Request-Id on every
 // response, written into each log line of the request and into its audit
 // rows, and shown on error pages as the "reference" a user can quote. An id
 // sent by a trusted proxy (LATCHKEY_TRUSTED_PROXIES) is kept, so the proxy's
@@ -22,19 +22,16 @@ const maxRequestID = 64
 //
 // The response header is where the id lives for the rest of the request
 // (requestID reads it back): no context value, no allocation beyond the id.
-func (h *Handler) requestIDs(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		id := ""
-		if v := r.Header[echo.HeaderXRequestID]; len(v) > 0 && validRequestID(v[0]) && h.fromTrustedProxy(r) {
-			id = v[0]
-		}
-		if id == "" {
-			id = rand.Text() // 128 random bits, 26 characters of base32
-		}
-		c.Response().Header()[echo.HeaderXRequestID] = []string{id}
-		return next(c)
+func (h *Handler) setRequestID(c echo.Context) {
+	r := c.Request()
+	id := ""
+	if v := r.Header[echo.HeaderXRequestID]; len(v) > 0 && validRequestID(v[0]) && h.fromTrustedProxy(r) {
+		id = v[0]
 	}
+	if id == "" {
+		id = rand.Text() // 128 random bits, 26 characters of base32
+	}
+	c.Response().Header()[echo.HeaderXRequestID] = []string{id}
 }
 
 // validRequestID accepts 1 to 64 characters of [A-Za-z0-9._-]: nothing that
@@ -72,7 +69,7 @@ func (h *Handler) fromTrustedProxy(r *http.Request) bool {
 	return false
 }
 
-// requestID is the id requestIDs gave this request ("" outside one).
+// requestID is the id setRequestID gave this request ("" outside one).
 func requestID(c echo.Context) string {
 	if v := c.Response().Header()[echo.HeaderXRequestID]; len(v) > 0 {
 		return v[0]

@@ -25,10 +25,12 @@ func writeJSON(c echo.Context, status int, v any) error {
 	return writeRaw(c, status, b)
 }
 
-// writeRaw writes already-encoded JSON.
+// writeRaw writes already-encoded JSON, gzipped when large enough and
+// asked for (compressJSON).
 func writeRaw(c echo.Context, status int, b []byte) error {
 	h := c.Response().Header()
 	h[echo.HeaderContentType] = hdrJSON
+	b = compressJSON(c, b)
 	h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
 	c.Response().WriteHeader(status)
 	_, err := c.Response().Write(b)

@@ -17,9 +17,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = h.HandleError
 	e.IPExtractor = h.ipExtractor()
 
-	// First, so that every answer, even a 404 before routing, carries the
-	// request id and no answer to HEAD has a body.
-	e.Pre(h.requestIDs, discardHeadBody, lowerAPIPath)
+	e.Pre(h.prelude)
 	if h.AccessLog {
 		e.Use(h.accessLog)
 	}
