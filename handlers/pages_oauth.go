@@ -192,7 +192,7 @@ func (p *pages) handleAuthCallback(c echo.Context) error {
 			return p.oauthFailure(c, http.StatusBadRequest, "Sign-in cancelled",
 				"You did not finish signing in with "+pr.Label()+". Nothing was changed.")
 		}
-		p.Log.Warn("provider answered with an error", "provider", pr.ID(), "error", truncateParam(e))
+		p.reqLog(c).Warn("provider answered with an error", "provider", pr.ID(), "error", truncateParam(e))
 		return p.oauthFailure(c, http.StatusBadRequest, pr.Label()+" could not sign you in",
 			pr.Label()+" answered with an error. Try again, or log in with your password.")
 	}
@@ -205,7 +205,7 @@ func (p *pages) handleAuthCallback(c echo.Context) error {
 	defer cancel()
 	got, err := pr.Exchange(xctx, c.QueryParam("code"), flow.Verifier, flow.Nonce)
 	if err != nil {
-		p.Log.Warn("third-party sign-in failed", "provider", pr.ID(), "err", err)
+		p.reqLog(c).Warn("third-party sign-in failed", "provider", pr.ID(), "err", err)
 		return p.oauthFailure(c, http.StatusBadRequest, pr.Label()+" could not sign you in",
 			"The answer from "+pr.Label()+" could not be checked, so nobody was signed in. Try again.")
 	}
@@ -253,7 +253,7 @@ func (p *pages) finishSignIn(c echo.Context, pr oauth.Provider, acct models.Exte
 	}
 	if old := sessionOf(c); old != nil {
 		if _, err := p.Users.Logout(ctx, old, meta); err != nil {
-			p.Log.Warn("ending the previous session at login", "err", err)
+			p.reqLog(c).Warn("ending the previous session at login", "err", err)
 		}
 	}
 	p.setSessionCookie(c, res.Token)
@@ -300,7 +300,7 @@ func (p *pages) linkPending(c echo.Context, u *models.User) string {
 	}
 	if err := p.Users.LinkIdentity(ctx, u.ID, *f.Account, clientMeta(c)); err != nil {
 		if !errors.Is(err, models.ErrIdentityTaken) {
-			p.Log.Warn("linking after login", "provider", f.Provider, "err", err)
+			p.reqLog(c).Warn("linking after login", "provider", f.Provider, "err", err)
 		}
 		return "link-failed"
 	}
