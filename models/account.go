@@ -24,6 +24,10 @@ type User struct {
 	Created       time.Time
 	Updated       time.Time
 	Disabled      bool
+	DisabledAt    time.Time // when it was disabled; zero when enabled
+	// Admin: the account may use the admin pages (latchkey user
+	// grant-admin, or create --admin).
+	Admin bool
 	// EmailPlaceholder: the address was invented by another system
 	// (LoopBack Passport's <id>@loopback.<provider>.com) and reaches
 	// nobody. It gets no mail (reset, verification and notices are
@@ -90,7 +94,7 @@ func ValidEmail(s string) bool {
 	return true
 }
 
-const userColumns = `id, email, username, email_verified, realm, profile, password_hash, password_nfkc, created, updated, disabled_at, email_placeholder`
+const userColumns = `id, email, username, email_verified, realm, profile, password_hash, password_nfkc, created, updated, disabled_at, email_placeholder, is_admin`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -105,7 +109,7 @@ func scanUser(row rowScanner) (*User, error) {
 		updated  int64
 		disabled sql.NullInt64
 	)
-	err := row.Scan(&u.ID, &u.Email, &username, &verified, &realm, &profile, &u.PasswordHash, &u.PasswordNFKC, &created, &updated, &disabled, &u.EmailPlaceholder)
+	err := row.Scan(&u.ID, &u.Email, &username, &verified, &realm, &profile, &u.PasswordHash, &u.PasswordNFKC, &created, &updated, &disabled, &u.EmailPlaceholder, &u.Admin)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -127,7 +131,7 @@ func scanUser(row rowScanner) (*User, error) {
 		}
 	}
 	u.Created, u.Updated = fromMS(created), fromMS(updated)
-	u.Disabled = disabled.Valid
+	u.Disabled, u.DisabledAt = disabled.Valid, nullMS(disabled)
 	return &u, nil
 }
 

@@ -58,7 +58,7 @@ func copyTables() []copyTable {
 			{"username_key", kindText, 1}, {"password_hash", kindText, 1}, {"password_nfkc", kindInt, 1},
 			{"email_verified", kindInt, 1}, {"realm", kindText, 1}, {"profile", kindText, 1},
 			{"created", kindInt, 1}, {"updated", kindInt, 1}, {"disabled_at", kindInt, 1},
-			{"email_placeholder", kindInt, 4},
+			{"email_placeholder", kindInt, 4}, {"is_admin", kindInt, 11},
 		}},
 		{name: "access_tokens", key: "digest", since: 1, cols: []copyColumn{
 			{"digest", kindBlob, 1}, {"user_id", kindInt, 1}, {"ttl", kindInt, 1}, {"created", kindInt, 1},
@@ -116,6 +116,7 @@ func copyTables() []copyTable {
 			{"id", kindInt, 1}, {"time", kindInt, 1}, {"kind", kindText, 1}, {"user_id", kindInt, 1},
 			{"ip", kindText, 1}, {"user_agent", kindText, 1}, {"detail", kindText, 1},
 			{"request_id", kindText, 7},
+			{"actor", kindText, 11},
 		}},
 	}
 }

@@ -195,7 +195,7 @@ func newFeed(db *DB, cfg *pgx.ConnConfig, scope string) *feed {
 func (f *feed) up() bool { return f.isUp.Load() }
 
 // FeedUp reports whether this process hears other replicas' changes: always
-// true on SQLite (one process per file), and on PostgreSQL while the
+// true on SQLite (other processes' writes are polled for: sqlite.go), and on PostgreSQL while the
 // LISTEN connection is up.
 func (db *DB) FeedUp() bool { return db.feed == nil || db.feed.up() }
 

@@ -56,24 +56,33 @@ func (s *Users) RequestPasswordReset(ctx context.Context, email string, meta Cli
 			}
 			return tx.Audit(ctx, "reset.requested", uid, meta, detail)
 		}
-		// The older link is voided here but not sent through the change
-		// feed: a replica may still show its form for a few seconds, but
-		// using it is the counted DELETE in ResetPassword, which finds it
-		// gone. Notifying would make a repeated request for a known address
-		// slower than for an unknown one (SECURITY R2).
-		if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE user_id = ? AND scopes = ?`, u.ID, ScopeReset); err != nil {
-			return err
-		}
-		tok, err := tx.insertToken(ctx, u.ID, s.cfg.ResetTTL, ScopeReset, "", meta)
-		if err != nil {
-			return err
-		}
-		if err := tx.Audit(ctx, "reset.requested", u.ID, meta, ""); err != nil {
-			return err
-		}
-		ev := ResetPasswordRequest{Email: u.Email, AccessToken: tok, User: u, Meta: meta}
-		return emit(ctx, tx, s.onReset, ev, "resetPasswordRequest")
+		return s.queueReset(ctx, tx, u, meta)
 	})
+}
+
+// queueReset replaces the user's reset link with a new one and emits
+// ResetPasswordRequest inside tx, whose subscriber queues the mail: the
+// one way a reset link is made, for a request from the user
+// (RequestPasswordReset) or from an operator (SendResetLink,
+// CreateAccount without a password).
+func (s *Users) queueReset(ctx context.Context, tx *Tx, u *User, meta ClientMeta) error {
+	// The older link is voided here but not sent through the change
+	// feed: a replica may still show its form for a few seconds, but
+	// using it is the counted DELETE in ResetPassword, which finds it
+	// gone. Notifying would make a repeated request for a known address
+	// slower than for an unknown one (SECURITY R2).
+	if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE user_id = ? AND scopes = ?`, u.ID, ScopeReset); err != nil {
+		return err
+	}
+	tok, err := tx.insertToken(ctx, u.ID, s.cfg.ResetTTL, ScopeReset, "", meta)
+	if err != nil {
+		return err
+	}
+	if err := tx.Audit(ctx, "reset.requested", u.ID, meta, ""); err != nil {
+		return err
+	}
+	ev := ResetPasswordRequest{Email: u.Email, AccessToken: tok, User: u, Meta: meta}
+	return emit(ctx, tx, s.onReset, ev, "resetPasswordRequest")
 }
 
 // CheckResetToken tells whether raw is a live reset token, without consuming

@@ -53,11 +53,17 @@ const maxListedSessions = 200
 // sessions; not reset tokens) of the session's user, most recently used
 // first.
 func (s *Users) ListSessions(ctx context.Context, sess *Session) ([]SessionInfo, error) {
+	return s.listSessions(ctx, sess.User.ID, sess.Token.Digest)
+}
+
+// listSessions is ListSessions for any user; current is the digest of the
+// session asking (zero for an operator, who asks from none of them).
+func (s *Users) listSessions(ctx context.Context, userID int64, current [32]byte) ([]SessionInfo, error) {
 	now := s.now()
 	rows, err := s.db.Query(ctx, `SELECT `+tokenColumns+` FROM access_tokens
 		WHERE user_id = ? AND scopes = ? AND (expires IS NULL OR expires > ?)
 		ORDER BY COALESCE(last_used, created) DESC, created DESC LIMIT ?`,
-		sess.User.ID, ScopeSession, ms(now), maxListedSessions)
+		userID, ScopeSession, ms(now), maxListedSessions)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +78,7 @@ func (s *Users) ListSessions(ctx context.Context, sess *Session) ([]SessionInfo,
 			continue
 		}
 		info := SessionInfo{Handle: t.DigestHex(), Created: t.Created, LastUsed: t.LastUsed, Expires: t.Expires,
-			IP: t.IP, UserAgent: t.UA, Current: t.Digest == sess.Token.Digest, Method: t.Method}
+			IP: t.IP, UserAgent: t.UA, Current: current != [32]byte{} && t.Digest == current, Method: t.Method}
 		if info.Current {
 			info.LastUsed = now.Truncate(time.Millisecond)
 		}

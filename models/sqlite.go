@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 )
 
 // openSQLite opens (creating if needed) the database file at path: one
@@ -71,4 +72,66 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("models: ping %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// dataVersionEvery is how often a SQLite store with an auth cache looks
+// for commits made by another process, so a change by latchkey user …
+// (disable, delete, revoke) beside a running server fails its sessions
+// there within this time (SECURITY A2 asks for 1 s). One PRAGMA on an idle
+// connection costs a few microseconds.
+const dataVersionEvery = 250 * time.Millisecond
+
+// watchOtherProcesses is SQLite's change feed, for processes beside the
+// server on the same file (the CLI, an import, a sqlite3 shell): every
+// interval it reads PRAGMA data_version on the writer connection, and
+// when the number moved, empties every cache of this process. The number
+// moves only when another connection committed, and this process writes
+// through that connection alone (the readers are query_only), so its own
+// writes, which drop exactly what they change, never empty the cache.
+// What another process changed is not known, so everything goes; such
+// writes are rare. A load that raced the drop is not stored (the cache's
+// generation). It returns the function that stops the watch.
+//
+// The first reading is taken before it returns, while the cache is still
+// empty, so no commit of another process is missed.
+func (db *DB) watchOtherProcesses(every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	read := func() (int64, bool) {
+		var v int64
+		err := db.w.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v)
+		return v, err == nil
+	}
+	last, ok := read()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			v, got := read()
+			if !got {
+				// Unreadable (closing, or the file went): trust nothing
+				// until a reading succeeds again.
+				ok = false
+				db.dropAll()
+				continue
+			}
+			if !ok || v != last {
+				db.dropAll()
+			}
+			last, ok = v, true
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// dropAll empties every cache of this process.
+func (db *DB) dropAll() {
+	db.setBypass(true)
+	db.setBypass(false)
 }

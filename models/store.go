@@ -21,7 +21,10 @@ type DB struct {
 	d *dialect
 
 	path string // SQLite: the file; PostgreSQL: ""
-	feed *feed  // PostgreSQL: LISTEN/NOTIFY; nil on SQLite (one process per file)
+	feed *feed  // PostgreSQL: LISTEN/NOTIFY; nil on SQLite
+	// SQLite: stops the watch for other processes' writes (sqlite.go),
+	// started by the first cache that watches; nil until then.
+	stopOthers func()
 
 	mu       sync.Mutex
 	watchers []cacheWatcher
@@ -85,6 +88,12 @@ func (db *DB) Close() error {
 	var errs []error
 	if db.feed != nil {
 		db.feed.close()
+	}
+	db.mu.Lock()
+	stop := db.stopOthers
+	db.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 	if db.r != nil && db.r != db.w {
 		errs = append(errs, db.r.Close())
@@ -235,6 +244,9 @@ func (db *DB) watch(w cacheWatcher) {
 	}
 	db.mu.Lock()
 	db.watchers = append(db.watchers, w)
+	if db.d.name == "sqlite" && db.stopOthers == nil {
+		db.stopOthers = db.watchOtherProcesses(dataVersionEvery)
+	}
 	db.mu.Unlock()
 	if db.feed != nil && !db.feed.up() {
 		w.bypass(true)
