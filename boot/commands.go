@@ -37,16 +37,17 @@ type Command struct {
 // commands is the table Run dispatches on. The first is the default, run
 // when the first argument is not a command name. copy, import and user …
 // are added here (DESIGN.md, "Growing"). start and ready are serve's: the
-// time the program started and the readiness callback of RunReady.
-func commands(start time.Time, ready func(addr string)) []Command {
-	return []Command{
+// time the program started and the readiness callback of RunReady; stdin
+// is the standard input (user create --password-stdin).
+func commands(start time.Time, ready func(addr string), stdin io.Reader) []Command {
+	return append([]Command{
 		{Name: "serve", Summary: "serve the pages and the API until interrupted (the default)",
 			Run: func(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer) error {
 				return serve(ctx, cfg, stdout, start, ready)
 			}},
 		copyCommand(),
 		importLB3Command(),
-	}
+	}, userCommands(stdin)...)
 }
 
 // dispatch runs the command args[0] names with the rest of args, or the
@@ -68,9 +69,20 @@ func dispatch(ctx context.Context, cmds []Command, args []string, environ []stri
 			return len(args) >= len(words) && slices.Equal(args[:len(words)], words)
 		})
 		if i < 0 {
-			names := []string{}
+			// Commands of one first word with several kinds are listed
+			// once: user list|show|….
+			names, kinds := []string{}, map[string]int{}
 			for _, c := range cmds {
-				names = append(names, c.Name)
+				first, kind, _ := strings.Cut(c.Name, " ")
+				j, seen := kinds[first]
+				switch {
+				case seen && kind != "":
+					names[j] += "|" + kind
+				case seen:
+				default:
+					kinds[first] = len(names)
+					names = append(names, c.Name)
+				}
 			}
 			given := name
 			if len(args) > 1 && slices.ContainsFunc(cmds, func(c Command) bool { return strings.HasPrefix(c.Name, name+" ") }) {

@@ -33,7 +33,7 @@ func TestHelpListsCommands(t *testing.T) {
 // command stops with the list of commands.
 func TestUnknownCommand(t *testing.T) {
 	err := boot.Run(context.Background(), []string{"serv", "-addr", "127.0.0.1:0"}, nil, &testkit.SyncBuffer{})
-	if want := `unknown command "serv" (commands: serve, copy, import lb3, help)`; err == nil || err.Error() != want {
+	if want := `unknown command "serv" (commands: serve, copy, import lb3, user list|show|create|disable|enable|delete|revoke-sessions|reset-link|reset-factors|grant-admin|revoke-admin, help)`; err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
 	if _, ok := errors.AsType[*boot.UsageError](err); !ok {

@@ -46,31 +46,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	if err != nil {
 		return nil, fmt.Errorf("LATCHKEY_DB: %w", err)
 	}
-	hasher := models.NewHasher(models.HashConfig{
-		Algorithm:  cfg.PasswordHash,
-		BcryptCost: cfg.BcryptCost,
-		Queue:      cfg.HashQueue,
-	})
+	hasher := newHasher(cfg)
 	go hasher.Warm()
 	limits := cfg.Limits
 	limits.Now = now
 	limiter := models.NewLimiter(db, limits)
-	users := models.NewUsers(db, hasher, limiter, models.Config{
-		TokenTTL:            cfg.TokenTTL,
-		TokenMaxTTL:         cfg.TokenMaxTTL,
-		ResetTTL:            cfg.ResetTTL,
-		VerifyTTL:           cfg.VerifyTTL,
-		RecentAuth:          time.Duration(cfg.ReauthAfter) * time.Second,
-		AllowEternalTokens:  cfg.AllowEternalTokens,
-		CompatEmailNotFound: cfg.CompatEmailNotFound,
-		Password: models.Policy{
-			MinLength:      cfg.PasswordMin,
-			NoBlocklist:    !cfg.PasswordBlocklist,
-			NoContextCheck: !cfg.PasswordContext,
-		},
-		Now:       now,
-		CacheSize: authCacheSize(cfg.AuthCache),
-	})
+	users := models.NewUsers(db, hasher, limiter, accountRules(cfg, now, authCacheSize(cfg.AuthCache)))
 	app := &App{Config: cfg, Log: log, DB: db, Users: users}
 	app.background = append(app.background, pruneThrottle(limiter, log))
 
@@ -113,6 +94,36 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	h.Register(e)
 	app.Echo = e
 	return app, nil
+}
+
+// newHasher is the password hasher cfg asks for.
+func newHasher(cfg Config) *models.Hasher {
+	return models.NewHasher(models.HashConfig{
+		Algorithm:  cfg.PasswordHash,
+		BcryptCost: cfg.BcryptCost,
+		Queue:      cfg.HashQueue,
+	})
+}
+
+// accountRules is the account service's configuration from cfg, the same
+// for the server and latchkey user …; cacheSize is models.Config.CacheSize.
+func accountRules(cfg Config, now func() time.Time, cacheSize int) models.Config {
+	return models.Config{
+		TokenTTL:            cfg.TokenTTL,
+		TokenMaxTTL:         cfg.TokenMaxTTL,
+		ResetTTL:            cfg.ResetTTL,
+		VerifyTTL:           cfg.VerifyTTL,
+		RecentAuth:          time.Duration(cfg.ReauthAfter) * time.Second,
+		AllowEternalTokens:  cfg.AllowEternalTokens,
+		CompatEmailNotFound: cfg.CompatEmailNotFound,
+		Password: models.Policy{
+			MinLength:      cfg.PasswordMin,
+			NoBlocklist:    !cfg.PasswordBlocklist,
+			NoContextCheck: !cfg.PasswordContext,
+		},
+		Now:       now,
+		CacheSize: cacheSize,
+	}
 }
 
 // authCacheSize is models.Config.CacheSize for LATCHKEY_AUTH_CACHE, where 0
@@ -217,15 +228,22 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 // go to stdout. serve runs until ctx is cancelled (SIGINT/SIGTERM in main).
 // The environment is a list rather than a lookup because some settings are
 // found by their names (LATCHKEY_OIDC_<ID>_ISSUER for every <ID>).
+// Its standard input is empty: main calls RunInput.
 func Run(ctx context.Context, args []string, environ []string, stdout io.Writer) error {
-	return RunReady(ctx, args, environ, stdout, nil)
+	return RunInput(ctx, args, environ, strings.NewReader(""), stdout)
+}
+
+// RunInput is Run with a standard input, which latchkey user create
+// --password-stdin reads.
+func RunInput(ctx context.Context, args []string, environ []string, stdin io.Reader, stdout io.Writer) error {
+	return dispatch(ctx, commands(time.Now(), nil, stdin), args, environ, stdout)
 }
 
 // RunReady is Run with a readiness callback: ready, when not nil, receives
 // the listening address once requests can be served (tests use it with
 // LATCHKEY_ADDR=127.0.0.1:0).
 func RunReady(ctx context.Context, args []string, environ []string, stdout io.Writer, ready func(addr string)) error {
-	return dispatch(ctx, commands(time.Now(), ready), args, environ, stdout)
+	return dispatch(ctx, commands(time.Now(), ready, strings.NewReader("")), args, environ, stdout)
 }
 
 // Environ turns a map of variables into the list Run takes, in key order.

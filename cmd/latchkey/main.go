@@ -18,7 +18,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := boot.Run(ctx, os.Args[1:], os.Environ(), os.Stdout)
+	err := boot.RunInput(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return // -h printed the settings
 	}
