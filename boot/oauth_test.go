@@ -10,8 +10,12 @@ package boot_test
 // e2e/oauth_test.go.
 
 import (
+	"database/sql"
+	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +380,73 @@ func TestOAuthProviderErrors(t *testing.T) {
 	fakeSignIn(t, b, "acme").Redirects("/")
 	if got := home(t, b).Text("account-email"); got != "err@example.com" {
 		t.Fatalf("once the provider is back: signed in as %q", got)
+	}
+}
+
+// TestO6NoProviderTokenStored: after sign-ins through an OpenID Connect
+// provider and GitHub, nothing the providers handed over beyond who the
+// person is reaches the database: no ID token (a JWT), no client secret,
+// no provider access token.
+func TestO6NoProviderTokenStored(t *testing.T) {
+	t.Parallel()
+	op := oauthfake.NewOIDC(t, oauthfake.OIDCOptions{User: oauthfake.User{Subject: "sub-o6", Email: "o6@example.com", EmailVerified: true}})
+	gh := oauthfake.NewGitHub(t, oauthfake.GitHubUser{ID: 606, Login: "octo6", Name: "Octo Six"},
+		[]oauthfake.GitHubEmail{{Email: "octo6@example.com", Primary: true, Verified: true}})
+	dbPath := filepath.Join(t.TempDir(), "o6.db")
+	env := append(append(op.Env("ACME"), gh.Env()...), "LATCHKEY_DB="+dbPath)
+	base := startOAuthApp(t, env, "acme", "github")
+	for _, id := range []string{"acme", "github"} {
+		b := webtest.New(t, base)
+		fakeSignIn(t, b, id).Redirects("/")
+		home(t, b)
+	}
+	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	jwt := regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`)
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		tables = append(tables, n)
+	}
+	rows.Close()
+	scanned := 0
+	for _, tb := range tables {
+		r, err := db.Query(`SELECT * FROM "` + tb + `"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := r.Columns()
+		for r.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := r.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range vals {
+				s := fmt.Sprint(v)
+				if b, ok := v.([]byte); ok {
+					s = string(b)
+				}
+				scanned++
+				if jwt.MatchString(s) || strings.Contains(s, op.ClientSecret) || strings.Contains(s, gh.ClientSecret) {
+					t.Errorf("%s.%s holds a provider secret: %.80q", tb, cols[i], s)
+				}
+			}
+		}
+		r.Close()
+	}
+	if scanned < 20 {
+		t.Fatalf("scanned only %d values", scanned)
 	}
 }
