@@ -65,7 +65,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	mailer := NewOutboxWorker(outbox, sender, log, WorkerConfig{
 		MaxAge: map[string]time.Duration{KindResetPassword: time.Duration(cfg.ResetTTL) * time.Second, KindVerifyEmail: time.Duration(cfg.VerifyTTL) * time.Second,
 			KindEmailChangeConfirm: time.Duration(cfg.VerifyTTL) * time.Second}})
-	labels := map[string]string{} // provider id → its button label, for the notices
+	// What the sign-in method notices call each method: a provider by its
+	// button label, the second factors in words.
+	labels := map[string]string{"totp": "Two-step verification with an authenticator app", "passkey": "A passkey"}
 	for _, p := range cfg.Providers {
 		labels[p.ID] = p.Label
 	}
