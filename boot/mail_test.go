@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/pquerna/otp/totp"
 	"html"
 	"io"
 	"log/slog"
@@ -461,4 +462,46 @@ func TestMailSurvivesSMTPOutage(t *testing.T) {
 		sink.Next(t, 5*time.Second) // the notice
 		b.waitOutbox(func(s models.OutboxStats) bool { return s.Pending == 0 && s.Sent == 4 }, 5*time.Second)
 	})
+}
+
+// TestM6FactorNoticesOverSMTP: turning two-step verification on and off
+// mails the account's address a notice naming the change, with no secret
+// of the factor (the TOTP key, a recovery code) in it. (Asking for the
+// current password first is tested with the pages.)
+func TestM6FactorNoticesOverSMTP(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sink := smtptest.Start(t)
+	clk := newClock()
+	a := startApp(t, testdb.DSN(t), sink.Port(), clk)
+	a.signup("mona@example.com", "anom-pw-1-long")
+	sess, err := a.app.Users.Authenticate(ctx, a.login("mona@example.com", "anom-pw-1-long"), models.ScopeSession)
+	if err != nil || sess == nil {
+		t.Fatal(err)
+	}
+	e, err := a.app.Users.BeginTOTP(ctx, sess, "Latchkey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := totp.GenerateCode(e.Secret, clk.Now())
+	codes, err := a.app.Users.ConfirmTOTP(ctx, sess, code, models.ClientMeta{IP: "192.0.2.66"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := sink.WaitFor(t, "mona@example.com", "was added", 5*time.Second)
+	if err := a.app.Users.DisableTOTP(ctx, sess, models.ClientMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	off := sink.WaitFor(t, "mona@example.com", "was removed", 5*time.Second)
+	for _, m := range []smtptest.Message{on, off} {
+		for _, part := range []string{m.Text, html.UnescapeString(m.HTML)} {
+			if !strings.Contains(part, "Two-step verification with an authenticator app") || strings.Contains(part, e.Secret) ||
+				strings.Contains(part, codes[0]) || strings.Contains(part, "otpauth://") {
+				t.Fatalf("a factor notice should name the change and carry no secret:\n%s", part)
+			}
+		}
+	}
+	if !strings.Contains(on.Text, "192.0.2.66") {
+		t.Errorf("the notice does not say where the change came from:\n%s", on.Text)
+	}
 }
