@@ -210,6 +210,9 @@ func (p *pages) handleRecoveryCodes(c echo.Context) error {
 	return render(c, http.StatusOK, views.RecoveryCodesPage(p.page(c, "Your recovery codes"), views.RecoveryCodes{Codes: codes}))
 }
 
+// qrMinPixels is the QR code's smallest drawn size.
+const qrMinPixels = 200
+
 // qrSVG draws the otpauth:// URI as a QR code in inline SVG: one path of
 // unit squares, no script, no image request (the CSP allows neither data:
 // nor remote images), so it prints and scales cleanly.
@@ -227,9 +230,13 @@ func qrSVG(content string) (string, error) {
 			}
 		}
 	}
+	// The bitmap has the 4-module quiet zone around it. A whole number of
+	// pixels per module (at least 200 px in all) keeps every module the
+	// same size on screen.
 	n := len(bits)
-	return fmt.Sprintf(`<svg class="qr" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="200" height="200" role="img" aria-label="QR code for your authenticator app" shape-rendering="crispEdges"><rect width="%d" height="%d" fill="#fff"/><path fill="#000" d="%s"/></svg>`,
-		n, n, n, n, d.String()), nil
+	px := n * ((qrMinPixels + n - 1) / n)
+	return fmt.Sprintf(`<svg class="qr" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="QR code for your authenticator app" shape-rendering="crispEdges"><rect width="%d" height="%d" fill="#fff"/><path fill="#000" d="%s"/></svg>`,
+		n, n, px, px, n, n, d.String()), nil
 }
 
 // groupSecret writes the base32 secret in groups of four, as apps that
