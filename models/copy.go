@@ -103,6 +103,13 @@ func copyTables() []copyTable {
 			{"backup_eligible", kindInt, 9}, {"backup_state", kindInt, 9}, {"transports", kindText, 9},
 			{"created", kindInt, 9}, {"last_used", kindInt, 9},
 		}},
+		{name: "webauthn_handles", key: "user_id", since: 10, cols: []copyColumn{
+			{"user_id", kindInt, 10}, {"handle", kindBlob, 10},
+		}},
+		{name: "webauthn_ceremonies", key: "challenge", since: 10, cols: []copyColumn{
+			{"challenge", kindBlob, 10}, {"browser", kindBlob, 10}, {"purpose", kindText, 10}, {"user_id", kindInt, 10},
+			{"bound", kindBlob, 10}, {"name", kindText, 10}, {"data", kindText, 10}, {"created", kindInt, 10}, {"expires", kindInt, 10},
+		}},
 		{name: "throttle", key: "key", since: 2, cols: []copyColumn{
 			{"key", kindBlob, 2}, {"n", kindReal, 2}, {"at", kindInt, 2}, {"expires", kindInt, 2},
 		}},

@@ -154,22 +154,10 @@ func (s *Users) CompleteMFA(ctx context.Context, mfaToken, code string, meta Cli
 		return nil, nil, ErrMFAInvalid
 	}
 	var tok *AccessToken
-	err = s.secondFactorAttempt(ctx, u, code, meta, func(tx *Tx, how string) error {
-		d := Digest(mfaToken)
-		res, err := tx.Exec(ctx, `DELETE FROM mfa_challenges WHERE digest = ?`, d[:])
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			if err == nil {
-				err = ErrMFAInvalid // another request finished it first
-			}
-			return err
-		}
-		if tok, err = tx.insertToken(ctx, u.ID, c.TTL, ScopeSession, "", meta); err != nil {
-			return err
-		}
-		return tx.Audit(ctx, "login.ok", u.ID, meta, how)
+	err = s.secondFactorAttempt(ctx, u, meta, codeCheck(ctx, u, code), func(tx *Tx, how string) error {
+		var err error
+		tok, err = s.finishSecondStep(ctx, tx, mfaToken, c, u, how, meta)
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
@@ -177,26 +165,56 @@ func (s *Users) CompleteMFA(ctx context.Context, mfaToken, code string, meta Cli
 	return tok, u, nil
 }
 
+// finishSecondStep ends a two-step login inside tx once its second factor
+// was accepted (a code here, a passkey in CompletePasskeyMFA): the pending
+// step is used up and the session issued.
+func (s *Users) finishSecondStep(ctx context.Context, tx *Tx, mfaToken string, c *MFAChallenge, u *User, how string, meta ClientMeta) (*AccessToken, error) {
+	d := Digest(mfaToken)
+	res, err := tx.Exec(ctx, `DELETE FROM mfa_challenges WHERE digest = ?`, d[:])
+	if err != nil {
+		return nil, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err == nil {
+			err = ErrMFAInvalid // another request finished it first
+		}
+		return nil, err
+	}
+	tok, err := tx.insertToken(ctx, u.ID, c.TTL, ScopeSession, "", meta)
+	if err != nil {
+		return nil, err
+	}
+	return tok, tx.Audit(ctx, "login.ok", u.ID, meta, how)
+}
+
 // VerifySecondFactor checks a code for a signed-in user (a change that
 // asks for it), with the same throttle as a login's second step.
 func (s *Users) VerifySecondFactor(ctx context.Context, u *User, code string, meta ClientMeta) error {
-	return s.secondFactorAttempt(ctx, u, code, meta, func(*Tx, string) error { return nil })
+	return s.secondFactorAttempt(ctx, u, meta, codeCheck(ctx, u, code), func(*Tx, string) error { return nil })
 }
 
-// secondFactorAttempt is the one way a code is tried: throttled on the
-// account's second-factor counter (M2); a TOTP code accepted once (M1) or
-// a recovery code used up (M3) inside the same transaction as won.
-func (s *Users) secondFactorAttempt(ctx context.Context, u *User, code string, meta ClientMeta, won func(tx *Tx, how string) error) error {
+// codeCheck is secondFactorAttempt's check of a typed code: a TOTP code
+// or a recovery code.
+func codeCheck(ctx context.Context, u *User, code string) func(*Tx) (string, error) {
+	code = normalizeCode(code)
+	return func(tx *Tx) (string, error) { return tx.useCode(ctx, u.ID, code) }
+}
+
+// secondFactorAttempt is the one way a second factor is tried: throttled
+// on the account's second-factor counter (M2); check accepts it inside the
+// same transaction as won — a TOTP code accepted once (M1), a recovery
+// code used up (M3), a passkey's counter moved on (M5) — and says how
+// ("" when it is not right).
+func (s *Users) secondFactorAttempt(ctx context.Context, u *User, meta ClientMeta, check func(tx *Tx) (string, error), won func(tx *Tx, how string) error) error {
 	key := "mfa:" + accountKey(u)
 	if err := s.limiter.BeforeLogin(ctx, key, meta); err != nil {
 		return err
 	}
 	defer s.limiter.EndLogin(key, meta)
-	code = normalizeCode(code)
 	now := s.now()
 	var ok bool
 	err := s.db.Write(ctx, now, func(tx *Tx) error {
-		how, err := tx.useCode(ctx, u.ID, code)
+		how, err := check(tx)
 		if err != nil || how == "" {
 			return err
 		}

@@ -8,6 +8,8 @@ package models
 import (
 	"context"
 	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
 )
 
 // Config holds the account rules.
@@ -28,6 +30,10 @@ type Config struct {
 	// change of an account without a password, which cannot be asked for
 	// one (SECURITY O7, S9); default 10 minutes (issue 12).
 	RecentAuth time.Duration
+	// BaseURL is the public URL (LATCHKEY_BASE_URL): passkeys belong to its
+	// host (the WebAuthn RP ID) and are accepted from its origin only. ""
+	// turns passkeys off.
+	BaseURL string
 }
 
 // Users is the account service: the LoopBack User and AccessToken methods
@@ -47,6 +53,11 @@ type Users struct {
 	onEmailChange  []func(context.Context, *Tx, EmailChangeRequested) error
 	onDeleted      []func(context.Context, *Tx, AccountDeleted) error
 	limiter        *Limiter // nil: nothing is throttled
+
+	// rp is the WebAuthn relying party of cfg.BaseURL; rpErr why there is
+	// none (passkeys off, or a base URL no browser accepts as an RP ID).
+	rp    *webauthn.WebAuthn
+	rpErr error
 }
 
 // NewUsers returns the account service, filling in LoopBack's defaults.
@@ -81,6 +92,7 @@ func NewUsers(db *DB, hasher *Hasher, limiter *Limiter, cfg Config) *Users {
 		cfg.RecentAuth = 10 * time.Minute
 	}
 	s := &Users{db: db, hasher: hasher, cfg: cfg, limiter: limiter}
+	s.rp, s.rpErr = newRelyingParty(cfg.BaseURL)
 	if cfg.CacheSize > 0 {
 		s.cache = newAuthCache(cfg.CacheSize, cfg.CacheFresh)
 		db.watch(s.cache)
