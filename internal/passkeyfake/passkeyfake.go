@@ -40,11 +40,11 @@ type Authenticator struct {
 }
 
 type credential struct {
-	id     []byte
-	key    *ecdsa.PrivateKey
-	rpID   string
-	user   []byte // the user handle
-	count  uint32
+	id    []byte
+	key   *ecdsa.PrivateKey
+	rpID  string
+	user  []byte // the user handle
+	count uint32
 }
 
 // New is an authenticator on origin that verifies its user.
