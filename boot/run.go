@@ -52,6 +52,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	limits.Now = now
 	limiter := models.NewLimiter(db, limits)
 	users := models.NewUsers(db, hasher, limiter, accountRules(cfg, now, authCacheSize(cfg.AuthCache)))
+	if !users.PasskeysEnabled() {
+		log.Warn("passkeys are off: the base URL's host is not a domain a browser accepts as a WebAuthn RP ID", "base_url", cfg.BaseURL)
+	}
 	app := &App{Config: cfg, Log: log, DB: db, Users: users}
 	app.background = append(app.background, pruneThrottle(limiter, log))
 
@@ -71,6 +74,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	for _, p := range cfg.Providers {
 		labels[p.ID] = p.Label
 	}
+	labels["passkey"] = "A passkey" // "A passkey was added as a way to sign in …"
 	registerMail(users, cfg.BaseURL, labels, mailer.Notify)
 	app.background = append(app.background, mailer.Run)
 
@@ -116,6 +120,7 @@ func accountRules(cfg Config, now func() time.Time, cacheSize int) models.Config
 		ResetTTL:            cfg.ResetTTL,
 		VerifyTTL:           cfg.VerifyTTL,
 		RecentAuth:          time.Duration(cfg.ReauthAfter) * time.Second,
+		BaseURL:             cfg.BaseURL, // passkeys: RP ID its host, origin its origin
 		AllowEternalTokens:  cfg.AllowEternalTokens,
 		CompatEmailNotFound: cfg.CompatEmailNotFound,
 		Password: models.Policy{
@@ -169,6 +174,9 @@ func (a *App) pruneTokens(ctx context.Context) {
 		}
 		if _, err := a.Users.PruneFlows(ctx); err != nil && ctx.Err() == nil {
 			a.Log.Error("pruning expired sign-in flows", "err", err)
+		}
+		if _, err := a.Users.PrunePasskeyCeremonies(ctx); err != nil && ctx.Err() == nil {
+			a.Log.Error("pruning expired passkey ceremonies", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -66,6 +66,7 @@ func (h *Handler) registerPages(e *echo.Echo) {
 	p.registerOAuthPages(e, mw)
 	p.registerMFAPages(e, mw)
 	p.registerAccountPages(e, mw)
+	p.registerPasskeyPages(e, mw)
 
 	e.GET(static.Prefix+"*", p.handleStatic)
 }
@@ -109,7 +110,7 @@ func (p *pages) handleStatic(c echo.Context) error {
 func (p *pages) handleHome(c echo.Context) error {
 	s := sessionOf(c)
 	if s == nil {
-		return render(c, http.StatusOK, views.HomePage(p.page(c, "Log in"), nil, views.LoginForm{Providers: p.providerButtons()}))
+		return render(c, http.StatusOK, views.HomePage(p.page(c, "Log in"), nil, views.LoginForm{Providers: p.providerButtons(), Passkeys: p.Users.PasskeysEnabled()}))
 	}
 	a := &views.Account{Email: s.User.Email, Username: s.User.Username,
 		Verified: s.User.EmailVerified != nil && *s.User.EmailVerified, Placeholder: s.User.EmailPlaceholder}
@@ -122,7 +123,7 @@ func (p *pages) handleLoginPage(c echo.Context) error {
 	if sessionOf(c) != nil {
 		return seeOther(c, "/")
 	}
-	return render(c, http.StatusOK, views.LoginPage(p.page(c, "Log in"), views.LoginForm{Providers: p.providerButtons()}))
+	return render(c, http.StatusOK, views.LoginPage(p.page(c, "Log in"), views.LoginForm{Providers: p.providerButtons(), Passkeys: p.Users.PasskeysEnabled()}))
 }
 
 // handleLoginSubmit is POST /login (fields email — an email or a username —
@@ -140,7 +141,7 @@ func (p *pages) handleLoginSubmit(c echo.Context) error {
 	}
 	if len(errs) > 0 {
 		return render(c, http.StatusUnprocessableEntity, views.LoginPage(p.page(c, "Log in"),
-			views.LoginForm{Email: login, Errors: errs, Providers: p.providerButtons()}))
+			views.LoginForm{Email: login, Errors: errs, Providers: p.providerButtons(), Passkeys: p.Users.PasskeysEnabled()}))
 	}
 	ctx, meta := c.Request().Context(), clientMeta(c)
 	tok, user, err := p.Users.Login(ctx, models.Credentials{Login: login, Password: password}, meta)

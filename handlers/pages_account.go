@@ -60,6 +60,9 @@ func (p *pages) accountView(c echo.Context, s *models.Session) (views.AccountVie
 		return v, err
 	}
 	v.Factors = views.Factors{TOTP: f.TOTP, RecoveryLeft: f.RecoveryLeft, Passkeys: f.Passkeys, HasPassword: u.HasPassword()}
+	if v.Passkeys, err = p.passkeysView(c, s, accountPath); err != nil {
+		return v, err
+	}
 	pending, err := p.Users.PendingEmailChange(ctx, u.ID)
 	if err != nil {
 		return v, err

@@ -54,11 +54,23 @@ func (p *pages) handleSecondStepPage(c echo.Context) error {
 	if sessionOf(c) != nil {
 		return seeOther(c, "/")
 	}
-	if tok, _ := p.pendingSecondStep(c); tok == "" {
+	tok, ch := p.pendingSecondStep(c)
+	if tok == "" {
 		p.expireCookie(c, mfaCookie)
 		return seeOther(c, "/login")
 	}
-	return render(c, http.StatusOK, views.SecondStepPage(p.page(c, "Two-step verification"), views.SecondStep{}))
+	return render(c, http.StatusOK, views.SecondStepPage(p.page(c, "Two-step verification"), p.secondStepView(c, ch, "")))
+}
+
+// secondStepView is the second-step page for the pending login's account:
+// its passkeys offered beside the code, or instead of it when it has no
+// authenticator app.
+func (p *pages) secondStepView(c echo.Context, ch *models.MFAChallenge, msg string) views.SecondStep {
+	v := views.SecondStep{Error: msg}
+	if f, err := p.Users.SecondFactors(c.Request().Context(), ch.UserID); err == nil && f.Passkeys > 0 && p.Users.PasskeysEnabled() {
+		v.Passkey, v.PasskeyOnly = true, !f.TOTP
+	}
+	return v
 }
 
 // handleSecondStep is POST /login/verify (field code): the code from the
@@ -73,7 +85,7 @@ func (p *pages) handleSecondStep(c echo.Context) error {
 	code := c.FormValue("code")
 	if strings.TrimSpace(code) == "" {
 		return render(c, http.StatusUnprocessableEntity, views.SecondStepPage(p.page(c, "Two-step verification"),
-			views.SecondStep{Error: "Enter the 6-digit code from your app, or a recovery code."}))
+			p.secondStepView(c, ch, "Enter the 6-digit code from your app, or a recovery code.")))
 	}
 	user, err := p.Users.FindUserByID(c.Request().Context(), ch.UserID)
 	if err != nil {
@@ -86,7 +98,7 @@ func (p *pages) handleSecondStep(c echo.Context) error {
 	switch {
 	case errors.Is(err, models.ErrMFACode):
 		return render(c, http.StatusUnauthorized, views.SecondStepPage(p.page(c, "Two-step verification"),
-			views.SecondStep{Error: "That code is not right, or it was used already. Wait for the next one and try again."}))
+			p.secondStepView(c, ch, "That code is not right, or it was used already. Wait for the next one and try again.")))
 	case errors.Is(err, models.ErrMFAInvalid):
 		p.expireCookie(c, mfaCookie)
 		return p.oauthFailure(c, http.StatusUnauthorized, "That took too long", "Log in again.")

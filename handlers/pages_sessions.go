@@ -52,7 +52,9 @@ func (p *pages) sessionsView(c echo.Context, s *models.Session) (views.SessionsV
 		Recent: p.Users.RecentlyAuthenticated(s)}
 	for _, x := range list {
 		method := "password"
-		if x.Method != "" {
+		if x.Method == "passkey" {
+			method = "a passkey"
+		} else if x.Method != "" {
 			method = p.providerView(x.Method).Label
 		}
 		v.Sessions = append(v.Sessions, views.SessionRow{Handle: x.Handle, Created: formatSeen(x.Created),

@@ -13,11 +13,13 @@ import (
 	"github.com/latchkey/latchkey/views"
 )
 
-// pageCSP allows the site's own styles, images and form targets, and no
-// script at all: the pages work without JavaScript. %s is where forms may
-// go besides 'self' (see formActions).
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'%s; " +
-	"frame-ancestors 'none'; base-uri 'none'"
+// pageCSP allows the site's own styles, images and form targets, and its
+// own script files (static/passkeys.js, which asks its own origin for a
+// passkey ceremony's options): no inline script, no eval. Every page works
+// without the script; it only adds passkeys. %s is where forms may go
+// besides 'self' (see formActions).
+const pageCSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; " +
+	"form-action 'self'%s; frame-ancestors 'none'; base-uri 'none'"
 
 // setPageHeaders adds what every HTML page sends on top of the common
 // security headers: the CSP, no-store, since pages carry a CSRF token and

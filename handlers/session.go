@@ -116,6 +116,10 @@ func flashText(key string) string {
 	switch key {
 	case "logged-out":
 		return "You have logged out."
+	case "passkey-added":
+		return "The passkey is added: you can sign in with it now."
+	case "passkey-removed":
+		return "The passkey is removed from your account."
 	case "two-step-off":
 		return "Two-step verification is off. Your password alone signs you in now."
 	case "linked":

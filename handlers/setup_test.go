@@ -46,6 +46,9 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	for _, o := range opts {
 		o(&mcfg, &hopts)
 	}
+	if mcfg.BaseURL == "" {
+		mcfg.BaseURL = hopts.BaseURL // as boot does: passkeys for localhost
+	}
 	hasher := models.NewHasher(models.HashConfig{BcryptCost: 4})
 	users := models.NewUsers(db, hasher, nil, mcfg)
 	hopts.Users = users

@@ -1,6 +1,6 @@
-// Package static holds the stylesheet and icons, embedded in the binary and
-// served under /static with content-hashed names, so a long cache is safe:
-// a changed file gets a new name.
+// Package static holds the stylesheet, the icons and the passkeys script,
+// embedded in the binary and served under /static with content-hashed
+// names, so a long cache is safe: a changed file gets a new name.
 package static
 
 import (
@@ -19,7 +19,7 @@ import (
 
 //go:generate go run favicon_gen.go
 
-//go:embed *.css *.svg *.ico
+//go:embed *.css *.svg *.ico *.js
 var files embed.FS
 
 // types are the content types of the files here, spelled out rather than
@@ -29,6 +29,7 @@ var types = map[string]string{
 	".css": "text/css; charset=utf-8",
 	".svg": "image/svg+xml",
 	".ico": "image/x-icon",
+	".js":  "text/javascript; charset=utf-8",
 }
 
 // gzipMin is the smallest file worth compressing: below about 1 KiB the

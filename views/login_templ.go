@@ -16,6 +16,18 @@ type LoginForm struct {
 	Errors FieldErrors
 	// Providers are the third-party sign-in buttons shown above the form.
 	Providers []Provider
+	// Passkeys: offer "Sign in with a passkey" and the browser's passkey
+	// autofill on the email field (both need the script).
+	Passkeys bool
+}
+
+// loginAutocomplete is the email field's autocomplete: with passkeys, the
+// browser may offer them among the saved usernames (conditional UI).
+func (f LoginForm) loginAutocomplete() string {
+	if f.Passkeys {
+		return "username webauthn"
+	}
+	return "username"
 }
 
 // LoginFields is the login form itself, shared by the home page and /login.
@@ -46,7 +58,7 @@ func LoginFields(p Page, f LoginForm) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		templ_7745c5c3_Err = Field(Input{ID: "email", Name: "email", Label: "Email or username", Type: "text", Value: f.Email,
-			Autocomplete: "username", Required: true, Error: f.Errors["email"], Attrs: plainText()}).Render(ctx, templ_7745c5c3_Buffer)
+			Autocomplete: f.loginAutocomplete(), Required: true, Error: f.Errors["email"], Attrs: plainText()}).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -96,6 +108,12 @@ func LoginPage(p Page, f LoginForm) templ.Component {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<section class=\"card\" data-testid=\"page-login\"><h1>Log in</h1><p class=\"lead\">Welcome back. Use your email address or username.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
+			}
+			if f.Passkeys {
+				templ_7745c5c3_Err = PasskeyLoginButton(p, len(f.Providers) == 0).Render(ctx, templ_7745c5c3_Buffer)
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
 			}
 			templ_7745c5c3_Err = ProviderButtons(p, f.Providers, "").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
