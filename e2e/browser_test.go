@@ -52,12 +52,23 @@ func browserChromium(t *testing.T) string {
 // base URL and the SMTP server its mail goes to.
 func browserStartApp(t *testing.T) (string, *smtptest.Server) {
 	t.Helper()
+	return browserStartAppAs(t, "")
+}
+
+// browserStartAppAs is browserStartApp with the base URL's host named
+// host ("localhost": a WebAuthn RP ID, which an IP address is not); ""
+// keeps the listener's address.
+func browserStartAppAs(t *testing.T, host string) (string, *smtptest.Server) {
+	t.Helper()
 	mails := smtptest.Start(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
+	if host != "" {
+		base = "http://" + host + ":" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
 	cfg := boot.DefaultConfig()
 	cfg.Addr = ln.Addr().String()
 	cfg.DB = testdb.DSN(t) // SQLite, or PostgreSQL with LATCHKEY_TEST_STORE=postgres
