@@ -171,3 +171,32 @@ func TestPagesPasskeysOff(t *testing.T) {
 	}
 	b.post("/login/passkey", url.Values{"_csrf": {login.csrf()}, "credential": {"{}"}}).is(http.StatusNotFound, "page-response")
 }
+
+// TestPagesPasskeyWithTOTP: with an authenticator app and a passkey, the
+// second step offers both, and the passkey finishes it.
+func TestPagesPasskeyWithTOTP(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	b, _, _ := enableTOTPInBrowser(t, env)
+	home := b.get("/")
+	key := passkeyfake.New("http://localhost:3000")
+	opts := passkeyOptions(t, b, "/account/passkeys/options", url.Values{"_csrf": {home.csrf()}, "name": {"Phone"}, "password": {"ann-secret-pw-1"}})
+	resp, err := key.Create(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.submit(home, `[data-testid="passkey-add-form"]`, url.Values{"credential": {string(resp)}, "return_to": {"/"}}).redirects("/#passkeys")
+
+	two := newBrowser(t, env, "http://localhost:3000")
+	two.submit(two.get("/login"), `form[action="/login"]`, url.Values{"email": {"ann@example.com"}, "password": {"ann-secret-pw-1"}}).redirects("/login/verify")
+	step := two.get("/login/verify")
+	if step.testid("passkey-second-step-form").Length() != 1 || step.testid("second-step-form").Length() != 1 {
+		t.Fatalf("the second step should offer the passkey and the code:\n%s", step.body)
+	}
+	opts = passkeyOptions(t, two, "/login/verify/passkey/options", url.Values{"_csrf": {step.csrf()}})
+	assertion, _ := key.Get(opts)
+	two.submit(step, `[data-testid="passkey-second-step-form"]`, url.Values{"credential": {string(assertion)}}).redirects("/")
+	if signedInAs(t, two) != "ann@example.com" {
+		t.Fatal("not signed in after the passkey")
+	}
+}
