@@ -82,7 +82,8 @@ func TestBrowserPasskeys(t *testing.T) {
 				chromedp.SendKeys(chromedp.ID("password"), password),
 				chromedp.Click(css("signup-submit")),
 				b.on("page-check-email"),
-				chromedp.Click(css("check-email-continue")), b.on("page-home"))
+				chromedp.Click(css("check-email-continue")), b.on("page-home"),
+				chromedp.Navigate(base+"/account"), b.on("page-account"))
 			// The script shows the form it drives.
 			b.do("the passkeys section", b.on("passkeys"), b.on("passkey-add-form"), b.on("passkeys-none"))
 			b.do("scroll to it", chromedp.ScrollIntoView(css("passkeys")))
@@ -139,6 +140,7 @@ func TestBrowserPasskeys(t *testing.T) {
 			if got := b.text("account-email"); got != email {
 				t.Errorf("signed in as %q with the passkey", got)
 			}
+			b.do("open the account page", chromedp.Navigate(base+"/account"), b.on("page-account"))
 			if b.present("passkey-last-used") != 1 {
 				t.Error("the passkey's last use is not shown")
 			}
@@ -150,6 +152,7 @@ func TestBrowserPasskeys(t *testing.T) {
 			b.do("log out for the autofill", chromedp.Click(css("nav-logout")), b.on("page-login"), b.on("passkey-login"))
 			b.presence(auth, true)
 			b.do("the autofill signs in", chromedp.Navigate(base+"/login"), b.on("page-home"))
+			b.do("back to the account page", chromedp.Navigate(base+"/account"), b.on("page-account"))
 
 			b.do("remove it",
 				chromedp.ScrollIntoView(css("passkeys")),

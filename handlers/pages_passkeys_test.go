@@ -44,8 +44,8 @@ func TestPagesPasskeys(t *testing.T) {
 	env := newEnv(t)
 	const email, pw = "ann@example.com", "ann-secret-pw-1"
 	b := signupInBrowser(t, env, email, pw)
-	home := b.get("/")
-	home.is(200, "page-home")
+	home := b.get("/account")
+	home.is(200, "page-account")
 	add := home.testid("passkey-add-form")
 	if add.Length() != 1 || !add.Is("[hidden]") || home.testid("passkeys-none").Length() != 1 {
 		t.Fatalf("the passkeys section (the add form hidden until the script shows it):\n%s", home.body)
@@ -74,9 +74,9 @@ func TestPagesPasskeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.post("/account/passkeys", url.Values{"credential": {string(resp)}, "return_to": {"/"}}).is(http.StatusForbidden, "page-error")
-	b.submit(home, `[data-testid="passkey-add-form"]`, url.Values{"credential": {string(resp)}, "return_to": {"/"}}).redirects("/#passkeys")
-	home = b.get("/")
+	b.post("/account/passkeys", url.Values{"credential": {string(resp)}, "return_to": {"/account"}}).is(http.StatusForbidden, "page-error")
+	b.submit(home, `[data-testid="passkey-add-form"]`, url.Values{"credential": {string(resp)}, "return_to": {"/account"}}).redirects("/account#passkeys")
+	home = b.get("/account")
 	if home.text("passkey-name") != "Laptop" || home.text("flash") == "" {
 		t.Fatalf("the new passkey is not listed:\n%s", home.body)
 	}
@@ -141,14 +141,14 @@ func TestPagesPasskeys(t *testing.T) {
 	}
 
 	// Remove it: a plain form with the password.
-	home = b.get("/")
+	home = b.get("/account")
 	if home.text("passkey-last-used") == "" {
 		t.Errorf("the last use is not shown:\n%s", home.body)
 	}
 	rm := `[data-testid="passkey-remove-form"]`
 	b.submit(home, rm, url.Values{"password": {"wrong-password-9"}}).is(http.StatusUnauthorized, "page-response")
-	b.submit(home, rm, url.Values{"password": {pw}}).redirects("/#passkeys")
-	if b.get("/").testid("passkeys-none").Length() != 1 {
+	b.submit(home, rm, url.Values{"password": {pw}}).redirects("/account#passkeys")
+	if b.get("/account").testid("passkeys-none").Length() != 1 {
 		t.Fatal("the passkey is still listed")
 	}
 	b.submit(home, rm, url.Values{"password": {pw}}).is(http.StatusNotFound, "page-error")
@@ -178,14 +178,14 @@ func TestPagesPasskeyWithTOTP(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	b, _, _ := enableTOTPInBrowser(t, env)
-	home := b.get("/")
+	home := b.get("/account")
 	key := passkeyfake.New("http://localhost:3000")
 	opts := passkeyOptions(t, b, "/account/passkeys/options", url.Values{"_csrf": {home.csrf()}, "name": {"Phone"}, "password": {"ann-secret-pw-1"}})
 	resp, err := key.Create(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.submit(home, `[data-testid="passkey-add-form"]`, url.Values{"credential": {string(resp)}, "return_to": {"/"}}).redirects("/#passkeys")
+	b.submit(home, `[data-testid="passkey-add-form"]`, url.Values{"credential": {string(resp)}, "return_to": {"/account"}}).redirects("/account#passkeys")
 
 	two := newBrowser(t, env, "http://localhost:3000")
 	two.submit(two.get("/login"), `form[action="/login"]`, url.Values{"email": {"ann@example.com"}, "password": {"ann-secret-pw-1"}}).redirects("/login/verify")
