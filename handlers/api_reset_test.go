@@ -277,7 +277,7 @@ func TestAPIVerifyConfirm(t *testing.T) {
 		if _, n, _ := mb.counts(); n != 0 {
 			t.Fatalf("%d verify events after refused requests", n)
 		}
-		r := env.do("GET", verifyPath, "", "Authorization: "+bobTok)
+		r := env.offSpec().do("GET", verifyPath, "", "Authorization: "+bobTok)
 		wantEnvelope(t, r, 404, lbErr(404, "Error", fmt.Sprintf(`Shared class "User" has no method handling GET /%d/verify`, bob), ""))
 	})
 

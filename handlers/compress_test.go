@@ -52,7 +52,7 @@ func TestCompressAPI(t *testing.T) {
 	// Small answers stay as they are, whatever the client accepts.
 	for _, r := range []response{
 		env.do("POST", "/api/users/login", `{"email":"alice@example.com","password":"ecila-pw-1"}`, "Accept-Encoding: gzip"),
-		env.do("GET", "/api/nope", "", "Accept-Encoding: gzip"),
+		env.offSpec().do("GET", "/api/nope", "", "Accept-Encoding: gzip"),
 		env.do("POST", "/api/users/logout", "", "Authorization: "+env.login("alice@example.com", "ecila-pw-1"), "Accept-Encoding: gzip"),
 		env.do("GET", "/healthz", "", "Accept-Encoding: gzip"),
 	} {

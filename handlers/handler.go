@@ -49,11 +49,14 @@ type Handler struct {
 	Options
 	assets   *static.Assets // the embedded stylesheet and icons, with their hashed names
 	gzipPool *sync.Pool     // gzip writers for the API's answers (compress.go)
+	// openAPIETag and explorer are made once from the embedded OpenAPI
+	// document (openapi.go, explorer.go).
+	openAPIETag string
 }
 
 // New returns a Handler with defaults filled in.
 func New(o Options) *Handler {
-	h := &Handler{Options: o, assets: static.MustLoad(), gzipPool: newGzipPool()}
+	h := &Handler{Options: o, assets: static.MustLoad(), gzipPool: newGzipPool(), openAPIETag: openAPIETag()}
 	if h.Log == nil {
 		h.Log = slog.New(slog.DiscardHandler)
 	}

@@ -70,8 +70,12 @@ func TestHeadEveryGetRoute(t *testing.T) {
 			t.Errorf("GET %s has no HEAD route", pattern)
 		}
 		path := routeExample(pattern)
-		get := env.do("GET", path, "")
-		head := env.do("HEAD", path, "")
+		do := env
+		if pattern == "/api" || pattern == "/api/*" {
+			do = env.offSpec() // the API's 404 for every unknown path
+		}
+		get := do.do("GET", path, "")
+		head := do.do("HEAD", path, "")
 		if head.status != get.status {
 			t.Errorf("%s (%s): HEAD %d, GET %d", pattern, path, head.status, get.status)
 		}

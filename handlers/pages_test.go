@@ -72,6 +72,7 @@ func (b *browser) do(method, path string, form url.Values, headers ...string) *h
 	}
 	rec := httptest.NewRecorder()
 	b.env.e.ServeHTTP(rec, req)
+	b.env.checkSpec(b.t, req, rec)
 	res := rec.Result()
 	b.jar.SetCookies(u, res.Cookies())
 	p := &htmlPage{t: b.t, status: rec.Code, header: rec.Header(), body: rec.Body.String()}
@@ -813,7 +814,7 @@ func TestPagesVerifiedAndErrors(t *testing.T) {
 		}
 	}
 	// The API keeps its JSON errors.
-	if r := env.do("GET", "/api/nope", ""); !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+	if r := env.offSpec().do("GET", "/api/nope", ""); !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
 		t.Errorf("/api 404 is %s", r.header.Get("Content-Type"))
 	}
 	// Too large a form is 413 in the site's look.

@@ -31,7 +31,11 @@ func TestRequestIDAcceptedOrGenerated(t *testing.T) {
 	env := newEnv(t, withProxy)
 	seen := map[string]bool{}
 	for _, path := range []string{"/", "/nope", "/healthz", "/static/style.css", "/api/users/1", "/api/nope", "/favicon.ico"} {
-		id := env.do("GET", path, "").header.Get("X-Request-Id")
+		do := env
+		if path == "/api/nope" {
+			do = env.offSpec() // no such route, on purpose
+		}
+		id := do.do("GET", path, "").header.Get("X-Request-Id")
 		if !generatedID.MatchString(id) || seen[id] {
 			t.Errorf("GET %s: X-Request-Id %q (not generated, or seen before)", path, id)
 		}
@@ -103,7 +107,11 @@ func TestRequestIDOnErrorPagesNotInAPIBodies(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"/api/nope", "/api/users/1"} {
-		r := env.do("GET", path, "")
+		do := env
+		if path == "/api/nope" {
+			do = env.offSpec() // no such route, on purpose
+		}
+		r := do.do("GET", path, "")
 		if id := r.header.Get("X-Request-Id"); id == "" || strings.Contains(r.body, id) || strings.Contains(r.body, "request") {
 			t.Errorf("GET %s: %s (id %s)", path, r.body, id)
 		}
@@ -127,7 +135,11 @@ func TestRequestIDInLogLines(t *testing.T) {
 	env.e.GET("/fail", func(echo.Context) error { return errors.New("the database said no") })
 	reqs := []struct{ path, id string }{{"/boom", "boom-ref"}, {"/fail", "fail-ref"}, {"/api/nope", "nope-ref"}}
 	for _, r := range reqs {
-		if got := env.from("203.0.113.9", "GET", r.path, "", "X-Request-Id: "+r.id).header.Get("X-Request-Id"); got != r.id {
+		do := env
+		if r.path == "/api/nope" {
+			do = env.offSpec() // no such route, on purpose
+		}
+		if got := do.from("203.0.113.9", "GET", r.path, "", "X-Request-Id: "+r.id).header.Get("X-Request-Id"); got != r.id {
 			t.Fatalf("GET %s: X-Request-Id %q", r.path, got)
 		}
 	}

@@ -37,6 +37,7 @@ func (h *Handler) Register(e *echo.Echo) {
 			MaxAge:           86400,
 		}))
 	}
+	api.GET("/openapi.json", h.handleOpenAPI) // the document /explorer shows (openapi.go)
 	users := api.Group("/users")
 	users.POST("", h.handleAPICreate)
 	users.POST("/login", h.handleAPILogin)

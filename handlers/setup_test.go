@@ -25,6 +25,10 @@ type testEnv struct {
 	db    *models.DB
 	clock *testkit.Clock
 	h     *handlers.Handler
+	// spec is the OpenAPI document every /api answer is checked against
+	// (checkSpec); undocumented marks requests meant to miss it (offSpec).
+	spec         *apiSpec
+	undocumented bool
 }
 
 // envOption adjusts the configuration of a test environment.
@@ -56,7 +60,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	h := handlers.New(hopts)
 	e := echo.New()
 	h.Register(e)
-	return &testEnv{t: t, e: e, users: users, db: db, clock: clk, h: h}
+	return &testEnv{t: t, e: e, users: users, db: db, clock: clk, h: h, spec: mustSpec(t)}
 }
 
 // response is a recorded answer.
@@ -107,6 +111,7 @@ func (env *testEnv) from(ip, method, path, body string, headers ...string) respo
 	}
 	rec := httptest.NewRecorder()
 	env.e.ServeHTTP(rec, req)
+	env.checkSpec(env.t, req, rec)
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.String()}
 }
 
