@@ -12,6 +12,7 @@ import (
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/static"
+	"github.com/latchkey/latchkey/views"
 )
 
 // Options are the dependencies and settings of the handlers.
@@ -52,11 +53,17 @@ type Handler struct {
 	// openAPIETag and explorer are made once from the embedded OpenAPI
 	// document (openapi.go, explorer.go).
 	openAPIETag string
+	explorer    views.APIReference
 }
 
 // New returns a Handler with defaults filled in.
 func New(o Options) *Handler {
 	h := &Handler{Options: o, assets: static.MustLoad(), gzipPool: newGzipPool(), openAPIETag: openAPIETag()}
+	ref, err := buildExplorer([]byte(openAPIJSON))
+	if err != nil {
+		panic("handlers: the embedded OpenAPI document: " + err.Error())
+	}
+	h.explorer = ref
 	if h.Log == nil {
 		h.Log = slog.New(slog.DiscardHandler)
 	}

@@ -67,6 +67,7 @@ func (h *Handler) registerPages(e *echo.Echo) {
 	p.registerMFAPages(e, mw)
 	p.registerAccountPages(e, mw)
 	p.registerPasskeyPages(e, mw)
+	e.GET("/explorer", p.handleExplorer, mw...) // the API reference (explorer.go)
 
 	e.GET(static.Prefix+"*", p.handleStatic)
 }
