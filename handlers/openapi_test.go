@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -138,5 +139,54 @@ func TestOpenAPIErrorResponsesUseTheEnvelope(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestOpenAPIRareAnswers asks for the answers the other handler tests do
+// not reach (a body too large or of another type on every operation that
+// reads one, the denied LoopBack methods, a replace's malformed body), so
+// that the document's word on them is validated too (env.do checks each).
+func TestOpenAPIRareAnswers(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	id := env.signup("rare@example.com", "seldom-pw-123456")
+	tok := env.login("rare@example.com", "seldom-pw-123456")
+	auth := "Authorization: " + tok
+	big := `{"email":"` + strings.Repeat("a", 2<<20) + `"}`
+	user := "/api/users/" + strconv.FormatInt(id, 10)
+	for _, path := range []string{"/api/users", "/api/users/login", "/api/users/login/mfa", "/api/users/change-password",
+		"/api/users/reset", "/api/users/reset-password", user + "/replace"} {
+		if r := env.do("POST", path, big, auth); r.status != http.StatusRequestEntityTooLarge {
+			t.Errorf("POST %s, 2 MiB: %d", path, r.status)
+		}
+		if r := env.do("POST", path, "email=x", auth, "Content-Type: text/plain"); r.status != http.StatusUnsupportedMediaType &&
+			path != "/api/users/reset-password" { // a session token: 401 before the body is read
+			t.Errorf("POST %s, text/plain: %d", path, r.status)
+		}
+	}
+	for _, m := range []string{"PATCH", "PUT"} {
+		if r := env.do(m, user, big, auth); r.status != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s %s, 2 MiB: %d", m, user, r.status)
+		}
+		if r := env.do(m, user, "x", auth, "Content-Type: text/plain"); r.status != http.StatusUnsupportedMediaType {
+			t.Errorf("%s %s, text/plain: %d", m, user, r.status)
+		}
+		if r := env.do(m, user, "[1]", auth); r.status != http.StatusBadRequest {
+			t.Errorf("%s %s, an array: %d", m, user, r.status)
+		}
+	}
+	for path, item := range env.spec.doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.Tags[0] != "Denied" {
+				continue
+			}
+			p := strings.NewReplacer("{id}", strconv.FormatInt(id, 10), "{fk}", "1").Replace(path)
+			if r := env.do(method, p, "", auth); r.status != http.StatusUnauthorized {
+				t.Errorf("%s %s: %d", method, p, r.status)
+			}
+		}
+	}
+	if r := env.do("DELETE", "/api/users/me/identities/1", ""); r.status != http.StatusUnauthorized {
+		t.Errorf("unlink without a token: %d", r.status)
 	}
 }

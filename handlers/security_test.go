@@ -92,7 +92,7 @@ func newSecEnv(t *testing.T, o secOptions) *secEnv {
 	h := handlers.New(handlers.Options{Users: users, BaseURL: "http://localhost:3000", TrustedProxies: o.proxies})
 	e := echo.New()
 	h.Register(e)
-	env.testEnv = &testEnv{t: t, e: e, users: users, db: db, clock: clk, h: h}
+	env.testEnv = &testEnv{t: t, e: e, users: users, db: db, clock: clk, h: h, spec: mustSpec(t)}
 	return env
 }
 
