@@ -221,7 +221,10 @@ func (s *Users) CreateUser(ctx context.Context, body Fields, meta ClientMeta) (*
 		if err != nil {
 			return err
 		}
-		return tx.Audit(ctx, "user.created", u.ID, meta, "")
+		if err := tx.Audit(ctx, "user.created", u.ID, meta, ""); err != nil {
+			return err
+		}
+		return s.tell(ctx, tx, AccountEvent{Type: EventUserCreated, User: u, Meta: meta})
 	})
 	if isUnique(err) {
 		// Lost a race with another sign-up for the same address or name.
@@ -390,6 +393,9 @@ func (s *Users) UpdateUser(ctx context.Context, id int64, body Fields, keep [32]
 			if err := tx.Audit(ctx, "email.changed", id, meta, ""); err != nil {
 				return err
 			}
+			if err := s.tell(ctx, tx, AccountEvent{Type: EventUserEmailChanged, User: &next, OldEmail: cur.Email, Meta: meta}); err != nil {
+				return err
+			}
 			if cur.EmailPlaceholder {
 				return nil // the old address reaches nobody: no notice
 			}
@@ -443,6 +449,9 @@ func (s *Users) ChangePassword(ctx context.Context, sess *Session, oldPassword, 
 			return err
 		}
 		if err := tx.Audit(ctx, "password.changed", u.ID, meta, "change"); err != nil {
+			return err
+		}
+		if err := s.tell(ctx, tx, AccountEvent{Type: EventUserPasswordChanged, User: u, Reason: "change", Meta: meta}); err != nil {
 			return err
 		}
 		if u.EmailPlaceholder {
@@ -523,6 +532,9 @@ func (s *Users) deleteUser(ctx context.Context, tx *Tx, id int64, meta ClientMet
 		return n, err
 	}
 	if err := tx.Audit(ctx, "user.deleted", id, meta, detail); err != nil {
+		return n, err
+	}
+	if err := s.tell(ctx, tx, AccountEvent{Type: EventUserDeleted, User: u, Meta: meta}); err != nil {
 		return n, err
 	}
 	if u.EmailPlaceholder {

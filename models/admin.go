@@ -79,6 +79,9 @@ func (s *Users) CreateAccount(ctx context.Context, a NewAccount, meta ClientMeta
 		if err := tx.Audit(ctx, "user.created", u.ID, meta, detail); err != nil {
 			return err
 		}
+		if err := s.tell(ctx, tx, AccountEvent{Type: EventUserCreated, User: u, Meta: meta}); err != nil {
+			return err
+		}
 		if hash != "" {
 			return nil
 		}
@@ -121,7 +124,10 @@ func (s *Users) DisableUser(ctx context.Context, id int64, meta ClientMeta) (int
 		if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE user_id = ?`, id); err != nil { // reset links
 			return err
 		}
-		return tx.Audit(ctx, "user.disabled", id, meta, fmt.Sprintf("%d sessions ended", ended))
+		if err := tx.Audit(ctx, "user.disabled", id, meta, fmt.Sprintf("%d sessions ended", ended)); err != nil {
+			return err
+		}
+		return s.tellUser(ctx, tx, id, AccountEvent{Type: EventUserDisabled, Meta: meta})
 	})
 	return ended, err
 }
@@ -137,7 +143,10 @@ func (s *Users) EnableUser(ctx context.Context, id int64, meta ClientMeta) (bool
 		if changed, err = tx.updateUser(ctx, id, `disabled_at = NULL`, `disabled_at IS NOT NULL`); err != nil || !changed {
 			return err
 		}
-		return tx.Audit(ctx, "user.enabled", id, meta, "")
+		if err := tx.Audit(ctx, "user.enabled", id, meta, ""); err != nil {
+			return err
+		}
+		return s.tellUser(ctx, tx, id, AccountEvent{Type: EventUserEnabled, Meta: meta})
 	})
 	return changed, err
 }

@@ -233,6 +233,9 @@ func (s *Users) ConfirmEmailChange(ctx context.Context, token string, keep [32]b
 		t := true
 		n.Email, n.EmailVerified, n.EmailPlaceholder, n.Updated = email, &t, false, now
 		next = &n
+		if err := s.tell(ctx, tx, AccountEvent{Type: EventUserEmailChanged, User: next, OldEmail: cur.Email, Meta: meta}); err != nil {
+			return err
+		}
 		if cur.EmailPlaceholder {
 			return nil // the old address reaches nobody: no notice
 		}

@@ -234,6 +234,9 @@ func (s *Users) ExternalSignIn(ctx context.Context, acct ExternalAccount, autoLi
 			if err := tx.Audit(ctx, "user.created", u.ID, meta, acct.Provider); err != nil {
 				return err
 			}
+			if err := s.tell(ctx, tx, AccountEvent{Type: EventUserCreated, User: u, Provider: acct.Provider, Meta: meta}); err != nil {
+				return err
+			}
 		}
 		if res.Created || res.Linked {
 			if err := tx.insertIdentity(ctx, res.User.ID, acct); err != nil {
@@ -256,6 +259,9 @@ func (s *Users) ExternalSignIn(ctx context.Context, acct ExternalAccount, autoLi
 			return err
 		}
 		res.Token = tok
+		if err := s.tell(ctx, tx, AccountEvent{Type: EventSessionCreated, User: res.User, Method: "provider", Provider: acct.Provider, Meta: meta}); err != nil {
+			return err
+		}
 		return tx.Audit(ctx, "login", res.User.ID, meta, acct.Provider)
 	})
 	if err != nil {
@@ -344,6 +350,9 @@ func (s *Users) LinkIdentity(ctx context.Context, userID int64, acct ExternalAcc
 // methodChanged tells the subscribers (the notice mail) that a way to sign
 // in was added or removed; a placeholder address gets nothing.
 func (s *Users) methodChanged(ctx context.Context, tx *Tx, u *User, provider string, linked bool, meta ClientMeta) error {
+	if err := s.tell(ctx, tx, identityEvent(u, provider, linked, meta)); err != nil {
+		return err
+	}
 	if u.EmailPlaceholder {
 		return nil
 	}

@@ -107,6 +107,9 @@ func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 			if mfa {
 				return tx.Audit(ctx, "login.password-ok", u.ID, meta, "second step pending")
 			}
+			if err := s.tell(ctx, tx, AccountEvent{Type: EventSessionCreated, User: u, Method: "password", Meta: meta}); err != nil {
+				return err
+			}
 			return tx.Audit(ctx, "login.ok", u.ID, meta, "")
 		})
 		if err != nil {

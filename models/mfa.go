@@ -184,6 +184,9 @@ func (s *Users) finishSecondStep(ctx context.Context, tx *Tx, mfaToken string, c
 	if err != nil {
 		return nil, err
 	}
+	if err := s.tell(ctx, tx, AccountEvent{Type: EventSessionCreated, User: u, Method: "password", Meta: meta}); err != nil {
+		return nil, err
+	}
 	return tok, tx.Audit(ctx, "login.ok", u.ID, meta, how)
 }
 

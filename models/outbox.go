@@ -267,14 +267,25 @@ func (o *Outbox) Backoff(attempts int) time.Duration {
 	return time.Duration(d)
 }
 
-// OutboxStats counts messages for health checks and metrics.
+// OutboxStats counts messages for health checks and metrics: the mail, and
+// apart from it the webhook deliveries (kinds starting "webhook.").
 type OutboxStats struct {
 	Pending       int64     // not sent, not dead (due or waiting for a retry)
 	Retrying      int64     // pending with at least one failed attempt
 	Sent          int64     // accepted by the SMTP server
 	Dead          int64     // given up after MaxAttempts
 	OldestPending time.Time // created time of the oldest pending message; zero when none
+	Webhooks      WebhookStats
 }
+
+// WebhookStats counts webhook deliveries as OutboxStats counts mail.
+type WebhookStats struct {
+	Pending, Retrying, Sent, Dead int64
+}
+
+// WebhookKindPrefix starts the outbox kind of every webhook delivery
+// ("webhook.user.created"); the worker sends those over HTTP, not SMTP.
+const WebhookKindPrefix = "webhook."
 
 // Stats counts the outbox.
 func (o *Outbox) Stats(ctx context.Context) (OutboxStats, error) {
@@ -283,12 +294,18 @@ func (o *Outbox) Stats(ctx context.Context) (OutboxStats, error) {
 		oldest sql.NullInt64
 	)
 	err := o.db.QueryRow(ctx, `SELECT
-		count(*) FILTER (WHERE sent_at IS NULL AND dead_at IS NULL),
-		count(*) FILTER (WHERE sent_at IS NULL AND dead_at IS NULL AND attempts > 0),
-		count(*) FILTER (WHERE sent_at IS NOT NULL),
-		count(*) FILTER (WHERE dead_at IS NOT NULL),
-		min(CASE WHEN sent_at IS NULL AND dead_at IS NULL THEN created END)
-		FROM outbox`).Scan(&s.Pending, &s.Retrying, &s.Sent, &s.Dead, &oldest)
+		count(*) FILTER (WHERE NOT hook AND sent_at IS NULL AND dead_at IS NULL),
+		count(*) FILTER (WHERE NOT hook AND sent_at IS NULL AND dead_at IS NULL AND attempts > 0),
+		count(*) FILTER (WHERE NOT hook AND sent_at IS NOT NULL),
+		count(*) FILTER (WHERE NOT hook AND dead_at IS NOT NULL),
+		min(CASE WHEN NOT hook AND sent_at IS NULL AND dead_at IS NULL THEN created END),
+		count(*) FILTER (WHERE hook AND sent_at IS NULL AND dead_at IS NULL),
+		count(*) FILTER (WHERE hook AND sent_at IS NULL AND dead_at IS NULL AND attempts > 0),
+		count(*) FILTER (WHERE hook AND sent_at IS NOT NULL),
+		count(*) FILTER (WHERE hook AND dead_at IS NOT NULL)
+		FROM (SELECT sent_at, dead_at, attempts, created, kind LIKE '`+WebhookKindPrefix+`%' AS hook FROM outbox) o`).Scan(
+		&s.Pending, &s.Retrying, &s.Sent, &s.Dead, &oldest,
+		&s.Webhooks.Pending, &s.Webhooks.Retrying, &s.Webhooks.Sent, &s.Webhooks.Dead)
 	if err != nil {
 		return s, fmt.Errorf("models: outbox stats: %w", err)
 	}

@@ -609,6 +609,9 @@ func (s *Users) FinishPasskeyLogin(ctx context.Context, browser string, response
 		if tok, err = tx.insertToken(ctx, u.ID, ttl, ScopeSession, "passkey", meta); err != nil {
 			return err
 		}
+		if err := s.tell(ctx, tx, AccountEvent{Type: EventSessionCreated, User: u, Method: "passkey", Meta: meta}); err != nil {
+			return err
+		}
 		if err := s.limiter.RecordLogin(ctx, tx, key, meta, true); err != nil {
 			return err
 		}

@@ -143,6 +143,9 @@ func (s *Users) ResetPassword(ctx context.Context, raw, newPassword string, meta
 		if err := tx.Audit(ctx, "reset.completed", u.ID, meta, ""); err != nil {
 			return err
 		}
+		if err := s.tell(ctx, tx, AccountEvent{Type: EventUserPasswordChanged, User: &u, Reason: "reset", Meta: meta}); err != nil {
+			return err
+		}
 		if u.EmailPlaceholder {
 			return nil // no notice to an address that reaches nobody
 		}

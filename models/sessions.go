@@ -27,6 +27,9 @@ func (s *Users) Logout(ctx context.Context, sess *Session, meta ClientMeta) (boo
 		if n, err = res.RowsAffected(); err != nil || n == 0 {
 			return err
 		}
+		if err := s.tell(ctx, tx, AccountEvent{Type: EventSessionEnded, User: &sess.User, Reason: "logout", Sessions: n, Meta: meta}); err != nil {
+			return err
+		}
 		return tx.Audit(ctx, "logout", sess.User.ID, meta, "")
 	})
 	return n > 0, err
@@ -113,6 +116,9 @@ func (s *Users) RevokeSession(ctx context.Context, sess *Session, handle string,
 		for _, d := range gone {
 			tx.dropToken(d)
 		}
+		if err := s.tell(ctx, tx, AccountEvent{Type: EventSessionEnded, User: &sess.User, Reason: "revoked", Sessions: int64(len(gone)), Meta: meta}); err != nil {
+			return err
+		}
 		return tx.Audit(ctx, "session.revoked", sess.User.ID, meta, "")
 	})
 	return len(gone) > 0, err
@@ -139,6 +145,11 @@ func (s *Users) RevokeOtherSessions(ctx context.Context, sess *Session, password
 		}
 		if n, err = res.RowsAffected(); err != nil {
 			return err
+		}
+		if n > 0 {
+			if err := s.tell(ctx, tx, AccountEvent{Type: EventSessionEnded, User: u, Reason: "revoked", Sessions: n, Meta: meta}); err != nil {
+				return err
+			}
 		}
 		return tx.Audit(ctx, "session.revoked-others", u.ID, meta, "")
 	})

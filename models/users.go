@@ -52,6 +52,7 @@ type Users struct {
 	onMethods      []func(context.Context, *Tx, SignInMethodChanged) error
 	onEmailChange  []func(context.Context, *Tx, EmailChangeRequested) error
 	onDeleted      []func(context.Context, *Tx, AccountDeleted) error
+	onAccount      []func(context.Context, *Tx, AccountEvent) error // webhooks (hooks.go)
 	limiter        *Limiter // nil: nothing is throttled
 
 	// rp is the WebAuthn relying party of cfg.BaseURL; rpErr why there is

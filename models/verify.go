@@ -91,12 +91,15 @@ func (s *Users) ConfirmEmail(ctx context.Context, uid, token string, meta Client
 		if _, err := tx.Exec(ctx, `UPDATE users SET email_verified = 1, updated = ? WHERE id = ?`, ms(now), u.ID); err != nil {
 			return err
 		}
+		t := true
+		u.EmailVerified = &t
+		if err := s.tell(ctx, tx, AccountEvent{Type: EventUserEmailVerified, User: u, Meta: meta}); err != nil {
+			return err
+		}
 		return tx.Audit(ctx, "email.verified", u.ID, meta, "")
 	})
 	if err != nil {
 		return nil, err
 	}
-	t := true
-	u.EmailVerified = &t
 	return u, nil
 }
