@@ -30,7 +30,8 @@ type Config struct {
 	BaseURL   string // LATCHKEY_BASE_URL: links in mail and the cookie's Secure flag come from it, never from Host
 	LogFormat string // LATCHKEY_LOG_FORMAT: text or json
 
-	SMTP SMTPConfig
+	SMTP    SMTPConfig
+	Webhook WebhookConfig // LATCHKEY_WEBHOOK_…, LATCHKEY_RESET_DELIVERY (webhook.go)
 
 	BcryptCost          int    // LATCHKEY_BCRYPT_COST
 	PasswordHash        string // LATCHKEY_PASSWORD_HASH: bcrypt or argon2id
@@ -88,6 +89,7 @@ func DefaultConfig() Config {
 		AuthCache:         100000,
 		Limits:            models.DefaultLimitConfig(),
 		HashQueue:         64,
+		Webhook:           WebhookConfig{ResetDelivery: "mail"},
 	}
 }
 
@@ -137,7 +139,7 @@ func settings(c *Config) []setting {
 		{"trusted-proxies", "LATCHKEY_TRUSTED_PROXIES", "proxies whose X-Forwarded-For is believed, comma-separated CIDRs", list(&c.TrustedProxies, proxy)},
 		{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "how long in-flight requests may finish on shutdown (e.g. 10s)", checked(&c.ShutdownTimeout, positiveDuration)},
 		{"auth-cache", "LATCHKEY_AUTH_CACHE", "tokens (and as many users) kept in memory for authenticated requests; 0 turns the cache off", whole(&c.AuthCache, 0, 10_000_000)},
-	}, limitSettings(c)...)
+	}, append(limitSettings(c), webhookSettings(c)...)...)
 }
 
 // LoadConfig reads args (without the program name) and the environment.
@@ -185,6 +187,9 @@ func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (C
 		if err != nil {
 			return c, err
 		}
+	}
+	if err := c.Webhook.check(); err != nil {
+		return c, err
 	}
 	if c.TokenTTL > c.TokenMaxTTL {
 		return c, fmt.Errorf("config LATCHKEY_TOKEN_TTL: %d is above LATCHKEY_TOKEN_MAX_TTL %d", c.TokenTTL, c.TokenMaxTTL)

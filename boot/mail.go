@@ -38,8 +38,10 @@ const (
 // transaction has committed (other replicas find the mail at their next poll).
 //
 // Links are built only from baseURL (LATCHKEY_BASE_URL), never from a
-// request's Host header.
-func registerMail(users *models.Users, baseURL string, labels map[string]string, notify func()) {
+// request's Host header. With linksByWebhook (LATCHKEY_RESET_DELIVERY=webhook)
+// the reset and verification links are the host app's to mail
+// (registerWebhooks) and no mail of ours carries them.
+func registerMail(users *models.Users, baseURL string, labels map[string]string, linksByWebhook bool, notify func()) {
 	baseURL = strings.TrimRight(baseURL, "/")
 	// enqueue puts a rendered mail in the outbox and wakes the worker.
 	enqueue := func(ctx context.Context, tx *models.Tx, kind, to string, m email.Message, renderErr error) error {
@@ -54,14 +56,9 @@ func registerMail(users *models.Users, baseURL string, labels map[string]string,
 		}
 		return nil
 	}
-	users.OnResetPasswordRequest(func(ctx context.Context, tx *models.Tx, ev models.ResetPasswordRequest) error {
-		m, err := email.RenderReset(ctx, email.ResetData{
-			Email:   ev.Email,
-			Link:    ResetLink(baseURL, ev.AccessToken.ID),
-			Minutes: ceilDiv(ev.AccessToken.TTL, 60),
-		})
-		return enqueue(ctx, tx, KindResetPassword, ev.Email, m, err)
-	})
+	if !linksByWebhook {
+		registerLinkMail(users, baseURL, enqueue)
+	}
 	users.OnPasswordChanged(func(ctx context.Context, tx *models.Tx, ev models.PasswordChanged) error {
 		m, err := email.RenderPasswordChanged(ctx, email.PasswordChangedData{
 			Email:            ev.User.Email,
@@ -105,6 +102,19 @@ func registerMail(users *models.Users, baseURL string, labels map[string]string,
 	users.OnAccountDeleted(func(ctx context.Context, tx *models.Tx, ev models.AccountDeleted) error {
 		m, err := email.RenderAccountDeleted(ctx, email.AccountDeletedData{Email: ev.User.Email, When: tx.Now(), IP: ev.Meta.IP})
 		return enqueue(ctx, tx, KindAccountDeleted, ev.User.Email, m, err)
+	})
+}
+
+// registerLinkMail subscribes the mail that carries a link: the reset and
+// the confirmation of an address.
+func registerLinkMail(users *models.Users, baseURL string, enqueue func(context.Context, *models.Tx, string, string, email.Message, error) error) {
+	users.OnResetPasswordRequest(func(ctx context.Context, tx *models.Tx, ev models.ResetPasswordRequest) error {
+		m, err := email.RenderReset(ctx, email.ResetData{
+			Email:   ev.Email,
+			Link:    ResetLink(baseURL, ev.AccessToken.ID),
+			Minutes: ceilDiv(ev.AccessToken.TTL, 60),
+		})
+		return enqueue(ctx, tx, KindResetPassword, ev.Email, m, err)
 	})
 	users.OnVerifyEmailRequest(func(ctx context.Context, tx *models.Tx, ev models.VerifyEmailRequest) error {
 		m, err := email.RenderVerify(ctx, email.VerifyData{

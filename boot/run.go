@@ -65,9 +65,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		return nil, err
 	}
 	outbox := models.NewOutbox(db, models.OutboxConfig{Now: now})
-	mailer := NewOutboxWorker(outbox, sender, log, WorkerConfig{
+	mailer := NewOutboxWorker(outbox, withWebhooks(sender, cfg.Webhook, now), log, WorkerConfig{
 		MaxAge: map[string]time.Duration{KindResetPassword: time.Duration(cfg.ResetTTL) * time.Second, KindVerifyEmail: time.Duration(cfg.VerifyTTL) * time.Second,
-			KindEmailChangeConfirm: time.Duration(cfg.VerifyTTL) * time.Second}})
+			KindEmailChangeConfirm:                                time.Duration(cfg.VerifyTTL) * time.Second,
+			models.WebhookKindPrefix + EventResetRequested:        time.Duration(cfg.ResetTTL) * time.Second,
+			models.WebhookKindPrefix + EventVerificationRequested: time.Duration(cfg.VerifyTTL) * time.Second}})
 	// What the sign-in method notices call each method: a provider by its
 	// button label, the second factors in words.
 	labels := map[string]string{"totp": "Two-step verification with an authenticator app", "passkey": "A passkey"}
@@ -75,7 +77,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		labels[p.ID] = p.Label
 	}
 	labels["passkey"] = "A passkey" // "A passkey was added as a way to sign in …"
-	registerMail(users, cfg.BaseURL, labels, mailer.Notify)
+	registerMail(users, cfg.BaseURL, labels, cfg.Webhook.ResetDelivery == "webhook", mailer.Notify)
+	registerWebhooks(users, cfg.Webhook, cfg.BaseURL, mailer.Notify)
 	app.background = append(app.background, mailer.Run)
 
 	app.background = append(app.background, app.pruneTokens)

@@ -99,6 +99,7 @@ func (h *Handler) handleHealth(c echo.Context) error {
 		// does not make the service unhealthy: requests are still answered.
 		if st, err := h.MailStats(ctx); err == nil {
 			body["mail"] = map[string]int64{"pending": st.Pending, "retrying": st.Retrying, "dead": st.Dead}
+			body["webhooks"] = map[string]int64{"pending": st.Webhooks.Pending, "retrying": st.Webhooks.Retrying, "dead": st.Webhooks.Dead}
 		}
 	}
 	return writeJSON(c, http.StatusOK, body)
