@@ -76,7 +76,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	for _, p := range cfg.Providers {
 		labels[p.ID] = p.Label
 	}
-	labels["passkey"] = "A passkey" // "A passkey was added as a way to sign in …"
 	registerMail(users, cfg.BaseURL, labels, cfg.Webhook.ResetDelivery == "webhook", mailer.Notify)
 	registerWebhooks(users, cfg.Webhook, cfg.BaseURL, mailer.Notify)
 	app.background = append(app.background, mailer.Run)

@@ -53,7 +53,7 @@ type Users struct {
 	onEmailChange  []func(context.Context, *Tx, EmailChangeRequested) error
 	onDeleted      []func(context.Context, *Tx, AccountDeleted) error
 	onAccount      []func(context.Context, *Tx, AccountEvent) error // webhooks (hooks.go)
-	limiter        *Limiter // nil: nothing is throttled
+	limiter        *Limiter                                         // nil: nothing is throttled
 
 	// rp is the WebAuthn relying party of cfg.BaseURL; rpErr why there is
 	// none (passkeys off, or a base URL no browser accepts as an RP ID).
