@@ -39,8 +39,8 @@ type WorkerConfig struct {
 	// a reset or confirm link that expired during an SMTP outage is not
 	// sent (it would only fail when clicked). Kinds not listed never expire.
 	MaxAge map[string]time.Duration
-	// KeepSent is how long sent and dead rows (already without bodies) are
-	// kept as a record before the worker deletes them; default 30 days.
+	// KeepSent is how long sent and dead rows are kept as a record (and a
+	// dead one for a retry) before the worker deletes them; default 30 days.
 	KeepSent time.Duration
 }
 

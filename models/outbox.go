@@ -207,7 +207,10 @@ type Failure struct {
 // MarkFailed records a failed attempt: attempts+1, the error (truncated, with
 // anything shaped like a token redacted) and the next attempt after an
 // exponential backoff with jitter. After MaxAttempts failures the message is
-// dead: it is never tried again and its bodies are cleared.
+// dead: it is never tried again unless an operator retries it (RetryDead),
+// so it keeps its bodies. A link in them holds no more than it did while
+// the message was pending: it expires on its own (ResetTTL, VerifyTTL), and
+// PruneSent deletes the row after the worker's KeepSent.
 func (o *Outbox) MarkFailed(ctx context.Context, id int64, cause error) (Failure, error) {
 	now := o.now()
 	var f Failure
@@ -226,7 +229,7 @@ func (o *Outbox) MarkFailed(ctx context.Context, id int64, cause error) (Failure
 		f.Attempts++
 		if f.Attempts >= o.cfg.MaxAttempts {
 			f.Dead = true
-			_, err := tx.Exec(ctx, `UPDATE outbox SET attempts = ?, last_error = ?, dead_at = ?, html = '', text = '', claimed_until = NULL WHERE id = ?`,
+			_, err := tx.Exec(ctx, `UPDATE outbox SET attempts = ?, last_error = ?, dead_at = ?, claimed_until = NULL WHERE id = ?`,
 				f.Attempts, f.LastError, ms(now), id)
 			return err
 		}
@@ -243,7 +246,7 @@ func (o *Outbox) MarkFailed(ctx context.Context, id int64, cause error) (Failure
 
 // MarkDead gives up on a message without another attempt (a reset link
 // that expired while the mail server was down is not worth sending) and
-// clears its bodies.
+// clears its bodies: it can never be retried.
 func (o *Outbox) MarkDead(ctx context.Context, id int64, reason string) error {
 	now := o.now()
 	return o.db.Write(ctx, now, func(tx *Tx) error {
@@ -251,6 +254,87 @@ func (o *Outbox) MarkDead(ctx context.Context, id int64, reason string) error {
 			WHERE id = ? AND sent_at IS NULL AND dead_at IS NULL`, ms(now), SanitizeError(reason, 500), id)
 		return err
 	})
+}
+
+// ErrMailCleared: a dead message whose bodies are gone (its link had
+// expired) cannot be sent again.
+var ErrMailCleared = &Error{Kind: KindUnprocessable, Code: "MAIL_CLEARED",
+	Message: "This message expired before it could be delivered and its text is gone, so it cannot be sent again: ask for a new one (a new reset link, say)"}
+
+// DeadEmail is a message the outbox gave up on, as an operator sees it: who
+// it was for and why it died, never its bodies (they hold links).
+type DeadEmail struct {
+	ID        int64
+	Kind      string
+	To        string
+	Created   time.Time
+	DeadAt    time.Time
+	Attempts  int
+	LastError string // as stored: truncated, tokens redacted
+	// Retryable: the message still has its bodies (it died of failed
+	// attempts, not of an expired link), so RetryDead can queue it again.
+	Retryable bool
+}
+
+// ListDead returns up to limit dead messages, most recently dead first.
+func (o *Outbox) ListDead(ctx context.Context, limit int) ([]DeadEmail, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := o.db.Query(ctx, `SELECT id, kind, to_addr, created, dead_at, attempts, last_error, html != '' OR text != ''
+		FROM outbox WHERE dead_at IS NOT NULL AND sent_at IS NULL ORDER BY dead_at DESC, id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("models: outbox list dead: %w", err)
+	}
+	defer rows.Close()
+	var out []DeadEmail
+	for rows.Next() {
+		var (
+			e             DeadEmail
+			created, dead int64
+		)
+		if err := rows.Scan(&e.ID, &e.Kind, &e.To, &created, &dead, &e.Attempts, &e.LastError, &e.Retryable); err != nil {
+			return nil, err
+		}
+		e.Created, e.DeadAt = fromMS(created), fromMS(dead)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// RetryDead puts a dead message back in the queue, due at once with a fresh
+// count of attempts (its last error stays until it is sent), and audits it
+// as mail.retried on the recipient's account when there is one (meta.Actor
+// names the operator). It returns the message as it was, ErrNotFound when
+// there is no dead message with that id, or ErrMailCleared. A link that has
+// expired since is given up again by the worker (its MaxAge).
+func (o *Outbox) RetryDead(ctx context.Context, id int64, meta ClientMeta) (*Email, error) {
+	var e *Email
+	err := o.db.Write(ctx, o.now(), func(tx *Tx) error {
+		var err error
+		e, err = scanEmail(tx.QueryRow(ctx, `SELECT `+emailColumns+` FROM outbox WHERE id = ? AND dead_at IS NOT NULL AND sent_at IS NULL`, id))
+		if err != nil {
+			return err
+		}
+		if e.HTML == "" && e.Text == "" {
+			return ErrMailCleared
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET dead_at = NULL, attempts = 0, next_attempt_at = ?, claimed_until = NULL WHERE id = ?`,
+			ms(tx.now), id); err != nil {
+			return err
+		}
+		var uid int64
+		err = tx.QueryRow(ctx, `SELECT id FROM users WHERE email_key = ?`, EmailKey(e.To)).Scan(&uid)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		return tx.Audit(ctx, "mail.retried", uid, meta, fmt.Sprintf("message %d (%s)", e.ID, e.Kind))
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.HTML, e.Text = "", ""
+	return e, nil
 }
 
 // Backoff is the delay before the next attempt after attempts failures:
@@ -314,7 +398,8 @@ func (o *Outbox) Stats(ctx context.Context) (OutboxStats, error) {
 }
 
 // PruneSent deletes up to limit sent or dead messages older than before
-// (their bodies are already empty; the rows are only a record).
+// (the rows are only a record: a sent one has no bodies, a dead one's
+// links have long expired).
 func (o *Outbox) PruneSent(ctx context.Context, before time.Time, limit int) (int64, error) {
 	var n int64
 	err := o.db.Write(ctx, o.now(), func(tx *Tx) error {

@@ -129,7 +129,8 @@ func TestOutbox(t *testing.T) {
 			t.Fatalf("4th failure = %+v, want dead", f)
 		}
 		e, _ := ob.FindEmail(ctx, id)
-		if e.DeadAt.IsZero() || e.HTML != "" || e.Text != "" || e.LastError != "still down" || e.Attempts != 4 {
+		// A dead message keeps its bodies for an operator's retry (RetryDead).
+		if e.DeadAt.IsZero() || e.HTML != "h" || e.Text != "t" || e.LastError != "still down" || e.Attempts != 4 {
 			t.Fatalf("dead row = %+v", e)
 		}
 		if d, _ := ob.Claim(ctx, 10); len(d) != 0 {
@@ -199,6 +200,84 @@ func TestOutbox(t *testing.T) {
 		}
 		if st, _ := ob.Stats(ctx); st.Pending != 1 || st.Sent != 0 {
 			t.Fatalf("stats after prune = %+v", st)
+		}
+	})
+}
+
+// TestOutboxRetryDead: the dead list shows why each message died and
+// whether it can be sent again; a retry puts a message that died of failed
+// attempts back in the queue, due at once with a fresh count, audited on
+// the recipient's account with the actor; one whose link expired
+// (MarkDead cleared it) cannot be retried, nor can a pending one.
+func TestOutboxRetryDead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u, db, clk := newUsersDB(t, models.Config{})
+	ann := mustCreate(t, u, "email", "Ann@example.com", "password", "ann-secret-1")
+	ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now, MaxAttempts: 2})
+	enqueueAt(t, db, clk.Now(), models.Email{Kind: "password-changed", To: "ann@example.com", Subject: "A", HTML: "<p>a</p>", Text: "a"})
+	enqueueAt(t, db, clk.Now(), models.Email{Kind: "reset-password", To: "nobody@example.com", Subject: "B", HTML: "<p>b</p>", Text: "b"})
+	enqueueAt(t, db, clk.Now(), models.Email{Kind: "verify-email", To: "ann@example.com", Subject: "C", HTML: "<p>c</p>", Text: "c"})
+	due, err := ob.Claim(ctx, 10)
+	if err != nil || len(due) != 3 {
+		t.Fatalf("claim: %v %v", due, err)
+	}
+	failed, expired, pending := due[0].ID, due[1].ID, due[2].ID
+	for range 2 {
+		if _, err := ob.MarkFailed(ctx, failed, errors.New("550 mailbox unavailable")); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Minute)
+	}
+	if err := ob.MarkDead(ctx, expired, "expired before it could be delivered"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Release(ctx, []int64{pending}); err != nil {
+		t.Fatal(err)
+	}
+
+	dead, err := ob.ListDead(ctx, 10)
+	if err != nil || len(dead) != 2 {
+		t.Fatalf("dead list: %+v %v", dead, err)
+	}
+	if d := dead[0]; d.ID != expired || d.Retryable || d.LastError != "expired before it could be delivered" || d.Kind != "reset-password" {
+		t.Errorf("newest dead = %+v", d)
+	}
+	if d := dead[1]; d.ID != failed || !d.Retryable || d.Attempts != 2 || d.LastError != "550 mailbox unavailable" ||
+		d.To != "ann@example.com" || d.DeadAt.IsZero() || d.Created.IsZero() {
+		t.Errorf("older dead = %+v", d)
+	}
+
+	t.Run("ErrMailCleared", func(t *testing.T) {
+		if _, err := ob.RetryDead(ctx, expired, cli); !errors.Is(err, models.ErrMailCleared) {
+			t.Fatalf("retry of a cleared message: %v", err)
+		}
+	})
+	t.Run("ErrNotFound", func(t *testing.T) {
+		for _, id := range []int64{pending, 9999} {
+			if _, err := ob.RetryDead(ctx, id, cli); !errors.Is(err, models.ErrNotFound) {
+				t.Errorf("retry of %d: %v, want ErrNotFound", id, err)
+			}
+		}
+	})
+	t.Run("OK", func(t *testing.T) {
+		admin := models.ClientMeta{IP: "192.0.2.9", Actor: models.AdminActor(42)}
+		e, err := ob.RetryDead(ctx, failed, admin)
+		if err != nil || e.ID != failed || e.HTML != "" || e.Text != "" {
+			t.Fatalf("retry: %+v %v", e, err)
+		}
+		if a := lastAudit(t, u, ann.ID); a.Kind != "mail.retried" || a.Actor != "admin:42" || !strings.Contains(a.Detail, "password-changed") {
+			t.Errorf("audit = %+v", a)
+		}
+		got, err := ob.Claim(ctx, 10)
+		if err != nil || len(got) != 2 || got[1].ID != failed || got[1].Attempts != 0 || got[1].HTML != "<p>a</p>" {
+			t.Fatalf("after the retry, due: %+v %v", got, err)
+		}
+		if st, _ := ob.Stats(ctx); st.Dead != 1 || st.Pending != 2 {
+			t.Errorf("stats = %+v", st)
+		}
+		if _, err := ob.RetryDead(ctx, failed, admin); !errors.Is(err, models.ErrNotFound) {
+			t.Errorf("second retry: %v", err)
 		}
 	})
 }
