@@ -95,6 +95,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		TrustedProxies: cfg.TrustedProxies,
 		AccessLog:      true,
 		MailStats:      outbox.Stats,
+		Outbox:         outbox,
 		Ping:           db.Ping,
 		FeedUp:         db.FeedUp,
 		Providers:      oauth.NewRegistry(ctx, cfg.Providers, &http.Client{Timeout: 15 * time.Second}, log),

@@ -27,6 +27,9 @@ type Options struct {
 	AccessLog      bool   // one log line per request
 	// MailStats, when set, adds the outbox counts to /healthz.
 	MailStats func(context.Context) (models.OutboxStats, error)
+	// Outbox, when set, is the mail queue the admin pages list dead mail
+	// from and retry it in.
+	Outbox *models.Outbox
 	// Ping checks the database for /healthz (models.DB.Ping).
 	Ping func(context.Context) error
 	// FeedUp, when set, reports whether this replica hears the others'

@@ -68,6 +68,7 @@ func (h *Handler) registerPages(e *echo.Echo) {
 	p.registerAccountPages(e, mw)
 	p.registerPasskeyPages(e, mw)
 	e.GET("/explorer", p.handleExplorer, mw...) // the API reference (explorer.go)
+	p.registerAdminPages(e, mw)
 
 	e.GET(static.Prefix+"*", p.handleStatic)
 }
@@ -89,7 +90,7 @@ func humanDuration(seconds int64) string {
 func (p *pages) page(c echo.Context, title string) views.Page {
 	v := views.Page{Title: title, Asset: p.assets.URL, Flash: p.takeFlash(c)}
 	if s := sessionOf(c); s != nil {
-		v.Email = s.User.Email
+		v.Email, v.Admin = s.User.Email, s.User.Admin
 	}
 	v.CSRF, _ = c.Get(ctxCSRF).(string)
 	return v

@@ -146,6 +146,26 @@ func flashText(key string) string {
 		return "Your email address is changed: log in with the new one from now on."
 	case "account-deleted":
 		return "Your account is deleted. Goodbye!"
+	case "admin-disabled":
+		return "The account is disabled: its sessions ended, and its logins fail as with a wrong password."
+	case "admin-enabled":
+		return "The account is enabled: it can sign in again."
+	case "admin-was-enabled":
+		return "The account was enabled already."
+	case "admin-sessions-revoked":
+		return "Every session of the account is logged out."
+	case "admin-reset-sent":
+		return "A reset link is on its way to the account's address."
+	case "admin-factors-reset":
+		return "Two-step verification is reset: the account signs in with its password alone, and its sessions ended."
+	case "admin-granted":
+		return "The account is an admin now."
+	case "admin-revoked":
+		return "The account is no longer an admin."
+	case "admin-deleted":
+		return "The account is deleted."
+	case "admin-retried":
+		return "The message is queued again: the server sends it within seconds."
 	case "link-failed":
 		return "You are logged in, but that account could not be linked: it may sign in to another account here."
 	}
