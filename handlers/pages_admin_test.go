@@ -461,7 +461,7 @@ func TestA1AdminOutbox(t *testing.T) {
 		!strings.Contains(row.Text(), "reset-password") || row.Find(`[data-testid="outbox-retry"]`).Length() != 1 {
 		t.Errorf("failed row: %s", row.Text())
 	}
-	if row := rows.First(); row.Find(`[data-testid="outbox-retry"]`).Length() != 0 || !strings.Contains(row.Text(), "cannot be resent") {
+	if row := rows.First(); row.Find(`[data-testid="outbox-retry"]`).Length() != 0 || !strings.Contains(row.Text(), "cannot be sent again") {
 		t.Errorf("expired row: %s", row.Text())
 	}
 
