@@ -351,10 +351,13 @@ func (p *pages) adminResetFactors(c echo.Context, _ *models.Session, u *models.U
 }
 
 func (p *pages) adminSetAdmin(on bool) adminActionFunc {
-	return func(c echo.Context, _ *models.Session, u *models.User, meta models.ClientMeta) (string, string, error) {
+	return func(c echo.Context, s *models.Session, u *models.User, meta models.ClientMeta) (string, string, error) {
 		_, err := p.Users.SetAdmin(c.Request().Context(), u.ID, on, meta)
-		if on {
+		switch {
+		case on:
 			return "admin-granted", "", err
+		case u.ID == s.User.ID: // the admin pages are closed to them now
+			return "admin-revoked", "/", err
 		}
 		return "admin-revoked", "", err
 	}

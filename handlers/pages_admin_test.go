@@ -393,6 +393,14 @@ func TestS9AdminReauth(t *testing.T) {
 	if u, err := env.users.FindUserByID(ctx, admin); err != nil || u.Disabled {
 		t.Fatalf("the admin disabled or deleted themselves: %+v %v", u, err)
 	}
+	// Giving up their own role is allowed, and lands outside /admin.
+	second, sb := newAdmin(t, env, "second@example.com")
+	own := "/admin/users/" + strconv.FormatInt(second, 10)
+	sb.submit(sb.get(own), `[data-testid="action-revoke-admin"]`, url.Values{"password": {adminPW}}).redirects("/")
+	if h := sb.get("/"); h.testid("nav-admin").Length() != 0 || !strings.Contains(h.text("flash"), "no longer an admin") {
+		t.Errorf("after revoking their own role:\n%s", h.body)
+	}
+	sb.get(own).is(http.StatusForbidden, "page-response")
 
 	// An admin without a password: a recent sign-in is enough; a stale one
 	// gets 403 and the way to /account.
