@@ -23,6 +23,11 @@ type authCache struct {
 	fresh  time.Duration
 	tokens map[[32]byte]cachedToken
 	users  map[int64]cachedUser
+
+	// hits and misses count lookups (session, user) for the metrics.
+	// They are plain numbers under mu, which every lookup holds anyway:
+	// no atomic of their own on the authenticated request's path.
+	hits, misses uint64
 }
 
 type cachedToken struct {
@@ -64,19 +69,33 @@ func (c *authCache) session(d [32]byte, now time.Time, into *Session) (tokenOK, 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.off {
+		c.misses++
 		return false, false
 	}
 	e, ok := c.tokens[d]
 	if !ok || !c.isFresh(e.loaded, now) {
+		c.misses++
 		return false, false
 	}
 	into.Token = e.tok
 	u, ok := c.users[e.tok.UserID]
 	if !ok || !c.isFresh(u.loaded, now) {
+		c.misses++ // the user is looked up next (FindUserByID): a lookup of its own
 		return true, false
 	}
 	into.User = u.user
+	c.hits++
 	return true, true
+}
+
+// counts are the hits and misses so far.
+func (c *authCache) counts() (hits, misses uint64) {
+	if c == nil {
+		return 0, 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hits, c.misses
 }
 
 // isFresh reports whether an entry loaded at loaded may still be trusted at now.
@@ -112,13 +131,12 @@ func (c *authCache) user(id int64, now time.Time) (User, bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.off {
-		return User{}, false
-	}
 	e, ok := c.users[id]
-	if !ok || !c.isFresh(e.loaded, now) {
+	if c.off || !ok || !c.isFresh(e.loaded, now) {
+		c.misses++
 		return User{}, false
 	}
+	c.hits++
 	return e.user, true
 }
 

@@ -38,8 +38,9 @@ func (s *Users) ResolveTTL(ttl int64) (int64, error) {
 // failure is ErrLoginFailed and costs one hash verification, whether the
 // user exists or not. For an account with a second factor a right password
 // issues no token: the error is a *MFARequiredError whose token, with a
-// code, finishes the login (CompleteMFA).
-func (s *Users) Login(ctx context.Context, c Credentials, meta ClientMeta) (*AccessToken, *User, error) {
+// code, finishes the login (CompleteMFA). Config.OnLogin hears the outcome
+// (observe.go).
+func (s *Users) login(ctx context.Context, c Credentials, meta ClientMeta) (*AccessToken, *User, error) {
 	ttl, err := s.ResolveTTL(c.TTL)
 	if err != nil {
 		return nil, nil, err

@@ -144,7 +144,8 @@ func (s *Users) PendingMFA(ctx context.Context, mfaToken string) (*MFAChallenge,
 // *MFARequiredError and a code from the authenticator, or a recovery
 // code. A right code issues the session (and uses the token and the code
 // up); a wrong one counts against the account like a wrong password.
-func (s *Users) CompleteMFA(ctx context.Context, mfaToken, code string, meta ClientMeta) (*AccessToken, *User, error) {
+// Config.OnLogin hears the outcome (observe.go).
+func (s *Users) completeMFA(ctx context.Context, mfaToken, code string, meta ClientMeta) (*AccessToken, *User, error) {
 	c, err := s.PendingMFA(ctx, mfaToken)
 	if err != nil {
 		return nil, nil, err

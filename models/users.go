@@ -34,6 +34,10 @@ type Config struct {
 	// host (the WebAuthn RP ID) and are accepted from its origin only. ""
 	// turns passkeys off.
 	BaseURL string
+	// OnLogin, when set, hears the outcome of every login step: a
+	// password login (Login) and a second step (CompleteMFA). boot counts
+	// them for the metrics (observe.go says which outcomes count).
+	OnLogin func(LoginStep, LoginResult)
 }
 
 // Users is the account service: the LoopBack User and AccessToken methods
