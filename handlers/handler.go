@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/models"
@@ -39,6 +40,19 @@ type Options struct {
 	// Providers are the third-party sign-in providers (an
 	// oauth.Registry); nil: none.
 	Providers Providers
+	// Observer, when set, hears of every request once it is answered
+	// (boot's Prometheus metrics); nil: nothing is observed.
+	Observer RequestObserver
+}
+
+// RequestObserver hears of each answered request. It is called on every
+// request, so it must be cheap and safe for concurrent use.
+type RequestObserver interface {
+	// ObserveRequest: route is the pattern of the route that served the
+	// request (/api/users/:id) or UnmatchedRoute, never the raw path;
+	// method a standard method or OTHER; status the code sent; elapsed
+	// the time from routing to the answer written.
+	ObserveRequest(route, method string, status int, elapsed time.Duration)
 }
 
 // Providers is the set of configured third-party sign-in providers.
@@ -51,8 +65,9 @@ type Providers interface {
 // Options it was given, with defaults filled in.
 type Handler struct {
 	Options
-	assets   *static.Assets // the embedded stylesheet and icons, with their hashed names
-	gzipPool *sync.Pool     // gzip writers for the API's answers (compress.go)
+	assets   *static.Assets  // the embedded stylesheet and icons, with their hashed names
+	gzipPool *sync.Pool      // gzip writers for the API's answers (compress.go)
+	routes   map[string]bool // every route's pattern, set by Register (routeOf)
 	// openAPIETag and explorer are made once from the embedded OpenAPI
 	// document (openapi.go, explorer.go).
 	openAPIETag string

@@ -18,8 +18,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.IPExtractor = h.ipExtractor()
 
 	e.Pre(h.prelude)
-	if h.AccessLog {
-		e.Use(h.accessLog)
+	if h.AccessLog || h.Observer != nil {
+		e.Use(h.finish)
 	}
 	e.Use(h.recoverPanics, secureHeaders, middleware.BodyLimit(h.BodyLimit))
 
@@ -73,6 +73,16 @@ func (h *Handler) Register(e *echo.Echo) {
 	h.registerPages(e)
 	h.registerSiteFiles(e)
 	addHeadRoutes(e)
+	h.routes = routePatterns(e)
+}
+
+// routePatterns are the paths of every route of e (routeOf).
+func routePatterns(e *echo.Echo) map[string]bool {
+	out := map[string]bool{}
+	for _, r := range e.Routes() {
+		out[r.Path] = true
+	}
+	return out
 }
 
 func notFound(c echo.Context) error { return echo.ErrNotFound }
