@@ -30,6 +30,10 @@ type Config struct {
 	BaseURL   string // LATCHKEY_BASE_URL: links in mail and the cookie's Secure flag come from it, never from Host
 	LogFormat string // LATCHKEY_LOG_FORMAT: text or json
 
+	// MetricsAddr is LATCHKEY_METRICS_ADDR: where Prometheus /metrics
+	// listens, a listener apart from Addr; empty (the default): no metrics.
+	MetricsAddr string
+
 	SMTP    SMTPConfig
 	Webhook WebhookConfig // LATCHKEY_WEBHOOK_…, LATCHKEY_RESET_DELIVERY (webhook.go)
 
@@ -114,6 +118,7 @@ type value struct {
 func settings(c *Config) []setting {
 	return append([]setting{
 		{"addr", "LATCHKEY_ADDR", "listen address (host:port)", checked(&c.Addr, hostPort)},
+		{"metrics-addr", "LATCHKEY_METRICS_ADDR", "listen address (host:port) of Prometheus /metrics, a listener of its own, never the app's; empty: no metrics", checked(&c.MetricsAddr, optional(hostPort))},
 		{"db", "LATCHKEY_DB", "the store: a SQLite file path or file:PATH (its folder is created), or postgres://user@host:5432/db", checked(&c.DB, dbDSN)},
 		{"base-url", "LATCHKEY_BASE_URL", "public URL of the app, used in mailed links and for secure cookies", checked(&c.BaseURL, baseURL)},
 		{"log-format", "LATCHKEY_LOG_FORMAT", "log format: text or json", oneOf(&c.LogFormat, "text", "json")},
@@ -322,6 +327,17 @@ func hostPort(v string) (string, error) {
 		return "", fmt.Errorf("want host:port, got %q", v)
 	}
 	return v, nil
+}
+
+// optional lets check's setting be empty (off).
+func optional[T any](check func(string) (T, error)) func(string) (T, error) {
+	return func(v string) (T, error) {
+		if strings.TrimSpace(v) == "" {
+			var zero T
+			return zero, nil
+		}
+		return check(strings.TrimSpace(v))
+	}
 }
 
 // dbDSN is a SQLite file path (or file:PATH) or a postgres:// URL; any other

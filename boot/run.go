@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/models"
 )
@@ -33,6 +34,9 @@ type App struct {
 	DB     *models.DB
 	Users  *models.Users
 	Echo   *echo.Echo
+	// Metrics is the Prometheus registry that serve puts on
+	// LATCHKEY_METRICS_ADDR; nil when that is empty.
+	Metrics *metrics.Metrics
 
 	background []func(context.Context) // run by Serve until shutdown
 }
@@ -51,11 +55,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	limits := cfg.Limits
 	limits.Now = now
 	limiter := models.NewLimiter(db, limits)
-	users := models.NewUsers(db, hasher, limiter, accountRules(cfg, now, authCacheSize(cfg.AuthCache)))
+	rules := accountRules(cfg, now, authCacheSize(cfg.AuthCache))
+	var m *metrics.Metrics
+	if cfg.MetricsAddr != "" {
+		m = metrics.New(log)
+		rules.OnLogin = m.Login
+	}
+	users := models.NewUsers(db, hasher, limiter, rules)
 	if !users.PasskeysEnabled() {
 		log.Warn("passkeys are off: the base URL's host is not a domain a browser accepts as a WebAuthn RP ID", "base_url", cfg.BaseURL)
 	}
-	app := &App{Config: cfg, Log: log, DB: db, Users: users}
+	app := &App{Config: cfg, Log: log, DB: db, Users: users, Metrics: m}
 	app.background = append(app.background, pruneThrottle(limiter, log))
 
 	// mail: subscribers and the outbox worker are wired here.
@@ -82,6 +92,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 
 	app.background = append(app.background, app.pruneTokens)
 
+	// A nil *metrics.Metrics must not become a non-nil Observer.
+	var observer handlers.RequestObserver
+	if m != nil {
+		m.Watch(metrics.Sources{Outbox: outbox.Stats, HashQueue: hasher.QueueDepth, AuthCache: users.AuthCacheCounts})
+		observer = m
+	}
+
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -99,6 +116,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		Ping:           db.Ping,
 		FeedUp:         db.FeedUp,
 		Providers:      oauth.NewRegistry(ctx, cfg.Providers, &http.Client{Timeout: 15 * time.Second}, log),
+		Observer:       observer,
 	})
 	h.Register(e)
 	app.Echo = e
@@ -193,6 +211,13 @@ func (a *App) pruneTokens(ctx context.Context) {
 // requests, lets in-flight ones finish (up to ShutdownTimeout), stops the
 // background work and closes the database.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	return a.ServeMetrics(ctx, ln, nil)
+}
+
+// ServeMetrics is Serve with a.Metrics on a listener of its own, metricsLn
+// (nil: none), which stops with the app: /metrics is never on ln.
+func (a *App) ServeMetrics(ctx context.Context, ln, metricsLn net.Listener) error {
+	stopMetrics := a.serveMetrics(metricsLn)
 	srv := &http.Server{
 		Handler:           a.Echo,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -227,12 +252,45 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
+	stopMetrics()
 	stopBG()
 	wg.Wait()
 	if err := a.DB.Close(); err != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("closing database: %w", err))
 	}
 	return serveErr
+}
+
+// serveMetrics serves a.Metrics on ln in the background until the function
+// it returns is called; with no ln, or no metrics, it does nothing.
+func (a *App) serveMetrics(ln net.Listener) (stop func()) {
+	if ln == nil || a.Metrics == nil {
+		return func() {}
+	}
+	srv := &http.Server{
+		Handler:           a.Metrics.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Log.Error("serving metrics", "err", err)
+		}
+	}()
+	return func() {
+		// Scrapes are short; one still running gets a moment to finish.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+		<-done
+	}
 }
 
 // Run is the whole program: args pick a command (commands.go; serve, the
@@ -295,12 +353,23 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, start time.Time, r
 		app.DB.Close()
 		return fmt.Errorf("listen on %s (LATCHKEY_ADDR): %w", cfg.Addr, err)
 	}
+	var metricsLn net.Listener
+	if app.Metrics != nil {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			ln.Close()
+			app.DB.Close()
+			return fmt.Errorf("listen on %s (LATCHKEY_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		}
+	}
 	log.Info("latchkey listening", "addr", "http://"+ln.Addr().String(), "base_url", cfg.BaseURL,
 		"db", models.RedactDSN(cfg.DB), "smtp", fmt.Sprintf("%s:%d", cfg.SMTP.Host, cfg.SMTP.Port), "startup", time.Since(start).Round(time.Microsecond))
+	if metricsLn != nil {
+		log.Info("metrics listening", "addr", "http://"+metricsLn.Addr().String()+"/metrics")
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	return app.Serve(ctx, ln)
+	return app.ServeMetrics(ctx, ln, metricsLn)
 }
 
 // NewLogger returns a text or JSON slog logger writing to w.

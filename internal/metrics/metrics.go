@@ -30,8 +30,8 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
-// Sources are what the metrics read at scrape time. Any may be nil: its
-// metric is then left out.
+// Sources are what the metrics read at scrape time (Watch). Any may be
+// nil: its metric is then left out.
 type Sources struct {
 	// Outbox counts the mail outbox (models.Outbox.Stats); it is given
 	// OutboxTimeout, so a slow store cannot hold a scrape.
@@ -42,8 +42,6 @@ type Sources struct {
 	// AuthCache is the auth cache's hits and misses so far
 	// (models.Users.AuthCacheCounts).
 	AuthCache func() (hits, misses uint64)
-	// Log receives scrape errors (an outbox count that failed); nil: none.
-	Log *slog.Logger
 }
 
 // Buckets of the request duration, in seconds: an authenticated read takes
@@ -61,8 +59,11 @@ type Metrics struct {
 	http    requestDurations
 }
 
-// New registers every collector on a new private registry.
-func New(src Sources) *Metrics {
+// New makes a private registry with the Go and process collectors and the
+// metrics that are told (Login, ObserveRequest); Watch adds those read at
+// scrape time. log receives scrape errors (an outbox count that failed);
+// nil: none.
+func New(log *slog.Logger) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -91,6 +92,19 @@ func New(src Sources) *Metrics {
 	m.http.byKey.Store(&map[requestKey]prometheus.Observer{})
 	m.reg.MustRegister(logins, seconds, m.http.vec)
 
+	opts := promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}
+	if log != nil {
+		opts.ErrorLog = slogPrinter{log}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, opts))
+	m.handler = mux
+	return m
+}
+
+// Watch registers the metrics read from src at scrape time. Call it once,
+// before the first scrape.
+func (m *Metrics) Watch(src Sources) {
 	if src.Outbox != nil {
 		if src.OutboxTimeout <= 0 {
 			src.OutboxTimeout = time.Second
@@ -118,15 +132,6 @@ func New(src Sources) *Metrics {
 			}, func() float64 { _, mi := src.AuthCache(); return float64(mi) }),
 		)
 	}
-
-	opts := promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}
-	if src.Log != nil {
-		opts.ErrorLog = slogPrinter{src.Log}
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, opts))
-	m.handler = mux
-	return m
 }
 
 // Handler serves GET /metrics in the Prometheus text (or negotiated)

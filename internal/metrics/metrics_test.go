@@ -41,7 +41,8 @@ func TestMetricsFromSources(t *testing.T) {
 	t.Parallel()
 	var depth int64 = 3
 	hits, misses := uint64(7), uint64(2)
-	m := metrics.New(metrics.Sources{
+	m := metrics.New(nil)
+	m.Watch(metrics.Sources{
 		Outbox: func(context.Context) (models.OutboxStats, error) {
 			return models.OutboxStats{Pending: 5, Retrying: 2, Dead: 1, Sent: 40}, nil
 		},
@@ -100,7 +101,8 @@ func TestMetricsFromSources(t *testing.T) {
 // leaves its gauge out; everything else is still served.
 func TestOutboxErrorKeepsTheScrape(t *testing.T) {
 	t.Parallel()
-	m := metrics.New(metrics.Sources{
+	m := metrics.New(nil)
+	m.Watch(metrics.Sources{
 		OutboxTimeout: 20 * time.Millisecond,
 		Outbox: func(ctx context.Context) (models.OutboxStats, error) {
 			<-ctx.Done()
@@ -121,7 +123,7 @@ func TestOutboxErrorKeepsTheScrape(t *testing.T) {
 // TestOnlyMetricsPath: the handler serves /metrics and nothing else.
 func TestOnlyMetricsPath(t *testing.T) {
 	t.Parallel()
-	m := metrics.New(metrics.Sources{})
+	m := metrics.New(nil)
 	for _, p := range []string{"/", "/metrics/x", "/debug/pprof/"} {
 		rec := httptest.NewRecorder()
 		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
@@ -134,7 +136,7 @@ func TestOnlyMetricsPath(t *testing.T) {
 // TestObserveRequestAllocatesNothing: after its first request a route's
 // observation allocates nothing.
 func TestObserveRequestAllocatesNothing(t *testing.T) {
-	m := metrics.New(metrics.Sources{})
+	m := metrics.New(nil)
 	m.ObserveRequest("/api/users/:id", "GET", 200, time.Millisecond)
 	if n := testing.AllocsPerRun(1000, func() {
 		m.ObserveRequest("/api/users/:id", "GET", 200, time.Millisecond)
