@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -31,8 +32,10 @@ type benchApp struct {
 
 // newBenchApp builds the API as boot does, with one user and a token of
 // theirs. accessLog adds the per-request log line (written to io.Discard in
-// slog's text format, so the formatting cost is measured but no I/O).
-func newBenchApp(b *testing.B, accessLog bool) *benchApp {
+// slog's text format, so the formatting cost is measured but no I/O);
+// withMetrics adds boot's Prometheus metrics (internal/metrics) as the
+// login hook and the request observer.
+func newBenchApp(b *testing.B, accessLog, withMetrics bool) *benchApp {
 	b.Helper()
 	ctx := context.Background()
 	db, err := models.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
@@ -40,7 +43,13 @@ func newBenchApp(b *testing.B, accessLog bool) *benchApp {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	users := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), nil, models.Config{})
+	var m *metrics.Metrics
+	cfg := models.Config{}
+	if withMetrics {
+		m = metrics.New(nil)
+		cfg.OnLogin = m.Login
+	}
+	users := models.NewUsers(db, models.NewHasher(models.HashConfig{BcryptCost: 4}), nil, cfg)
 	meta := models.ClientMeta{IP: "127.0.0.1"}
 	u, err := users.CreateUser(ctx, models.StringFields("email", "bench@example.com", "password", "correct horse"), meta)
 	if err != nil {
@@ -52,11 +61,16 @@ func newBenchApp(b *testing.B, accessLog bool) *benchApp {
 	}
 	e := echo.New()
 	e.Logger.SetOutput(io.Discard)
-	h := handlers.New(handlers.Options{
+	opts := handlers.Options{
 		Users:     users,
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AccessLog: accessLog,
-	})
+	}
+	if m != nil {
+		m.Watch(metrics.Sources{AuthCache: users.AuthCacheCounts})
+		opts.Observer = m
+	}
+	h := handlers.New(opts)
 	h.Register(e)
 	return &benchApp{e: e, path: "/api/users/" + strconv.FormatInt(u.ID, 10), token: tok.ID}
 }
@@ -73,14 +87,15 @@ func (a *benchApp) get(b *testing.B) {
 }
 
 // BenchmarkAPIGetUser is GET /api/users/:id with a valid token: middleware,
-// routing, token resolution (cache hit), JSON.
+// routing, token resolution (cache hit), JSON; with the access log or not,
+// with the Prometheus metrics (+metrics) or not.
 func BenchmarkAPIGetUser(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		log  bool
-	}{{"accesslog", true}, {"nolog", false}} {
+		name         string
+		log, metrics bool
+	}{{"accesslog", true, false}, {"accesslog+metrics", true, true}, {"nolog", false, false}, {"nolog+metrics", false, true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			a := newBenchApp(b, tc.log)
+			a := newBenchApp(b, tc.log, tc.metrics)
 			a.get(b) // warm the cache
 			b.ReportAllocs()
 			for b.Loop() {
@@ -88,7 +103,7 @@ func BenchmarkAPIGetUser(b *testing.B) {
 			}
 		})
 		b.Run(tc.name+"-parallel", func(b *testing.B) {
-			a := newBenchApp(b, tc.log)
+			a := newBenchApp(b, tc.log, tc.metrics)
 			a.get(b)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {

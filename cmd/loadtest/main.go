@@ -63,6 +63,7 @@ type options struct {
 	appEnv       string
 	postgres     string
 	logouts      int
+	metrics      bool
 }
 
 func main() {
@@ -81,6 +82,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "bare Echo / authed GET pairs to run (the median ratio is reported)")
 	flag.StringVar(&o.appEnv, "app-env", "", "extra NAME=value settings for the server only, comma-separated (e.g. GOGC=200)")
 	flag.StringVar(&o.postgres, "postgres", "", "also run every scenario on PostgreSQL: the base URL of a server where a database may be created and dropped (e.g. postgres://postgres@127.0.0.1:5432/postgres)")
+	flag.BoolVar(&o.metrics, "metrics", false, "only measure the authed GET with Prometheus metrics on and off, side by side (issue 13)")
 	flag.IntVar(&o.logouts, "logouts", 200, "logouts timed per replica count in the PostgreSQL invalidation scenario")
 	lb3Gen := flag.String("lb3-gen", "", "write a LoopBack 3 memory-connector file of -users users and -lb3-tokens tokens (half expired) to this path and exit")
 	lb3Tokens := flag.Int("lb3-tokens", 2_000_000, "access tokens in the -lb3-gen file")
@@ -108,7 +110,11 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
-	if err := run(ctx, o, os.Stdout); err != nil {
+	do := run
+	if o.metrics {
+		do = runMetrics
+	}
+	if err := do(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
