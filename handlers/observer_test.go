@@ -62,7 +62,7 @@ func TestObserverHearsRoutePatterns(t *testing.T) {
 		{"BREW", "/healthz", nil, "/healthz OTHER 405"},
 		{"GET", "/no/such/page/42", nil, handlers.UnmatchedRoute + " GET 404"},
 	} {
-		r := env.do(tc.method, tc.path, "", tc.headers...)
+		r := env.offSpec().do(tc.method, tc.path, "", tc.headers...) // some paths are off the API document on purpose
 		got := obs.take()
 		if len(got) != 1 || got[0] != tc.want {
 			t.Errorf("%s %s (%d): heard %q, want %q", tc.method, tc.path, r.status, got, tc.want)
