@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/static"
@@ -26,28 +25,13 @@ type pages struct {
 }
 
 // registerPages adds the pages and /static. Every page route gets the page
-// headers (CSP, no-store), CSRF protection (Sec-Fetch-Site first, then a
-// token in a cookie and the _csrf form field) and the session from its
-// cookie.
+// headers (CSP, no-store), the session from its cookie and CSRF
+// protection (csrfGuard: Sec-Fetch-Site, and a token bound to the cookie
+// and the session in the _csrf form field).
 func (h *Handler) registerPages(e *echo.Echo) {
 	p := &pages{Handler: h, minPassword: h.Users.PasswordMinLength()}
 
-	csrf := middleware.CSRFWithConfig(middleware.CSRFConfig{
-		TokenLookup:    "form:_csrf",
-		ContextKey:     ctxCSRF,
-		CookieName:     h.cookieName(csrfCookie),
-		CookiePath:     "/",
-		CookieMaxAge:   12 * 60 * 60,
-		CookieSecure:   h.SecureCookies,
-		CookieHTTPOnly: true,
-		CookieSameSite: http.SameSiteLaxMode,
-		// A missing or wrong token is 403 like a cross-site request (Echo
-		// answers 400 for a missing one); the error page explains.
-		ErrorHandler: func(err error, c echo.Context) error {
-			return echo.NewHTTPError(http.StatusForbidden, "invalid csrf token")
-		},
-	})
-	mw := []echo.MiddlewareFunc{h.pageHeaders, csrf, h.loadSession}
+	mw := []echo.MiddlewareFunc{h.pageHeaders, h.loadSession, h.csrfGuard}
 
 	e.GET("/", p.handleHome, mw...)
 	e.GET("/login", p.handleLoginPage, mw...)
@@ -175,14 +159,7 @@ func (p *pages) handleLoginSubmit(c echo.Context) error {
 // one session), the new one goes in the cookie, the CSRF token changes,
 // and a provider waiting to be linked to this account is linked.
 func (p *pages) signedIn(c echo.Context, tok *models.AccessToken, user *models.User) error {
-	ctx, meta := c.Request().Context(), clientMeta(c)
-	if old := sessionOf(c); old != nil {
-		if _, err := p.Users.Logout(ctx, old, meta); err != nil {
-			p.reqLog(c).Warn("ending the previous session at login", "err", err)
-		}
-	}
-	p.setSessionCookie(c, tok)
-	p.rotateCSRF(c)
+	p.startSession(c, tok)
 	if msg := p.linkPending(c, user); msg != "" {
 		p.setFlash(c, msg)
 	}
@@ -286,15 +263,11 @@ func (p *pages) handleSignupSubmit(c echo.Context) error {
 		p.reqLog(c).Warn("sign-in after sign-up failed", "user_id", u.ID, "err", err)
 		return seeOther(c, "/login")
 	}
-	if old := sessionOf(c); old != nil {
-		_, _ = p.Users.Logout(ctx, old, meta)
-	}
 	if err := p.Users.RequestVerification(ctx, u.ID, "/verified", meta); err != nil {
 		// The account is made; the link can be asked for again through the API.
 		p.reqLog(c).Error("queueing the confirmation mail after sign-up", "user_id", u.ID, "err", err)
 	}
-	p.setSessionCookie(c, tok)
-	p.rotateCSRF(c)
+	p.startSession(c, tok)
 	return seeOther(c, "/check-email")
 }
 
@@ -339,8 +312,7 @@ func (p *pages) handleLogoutSubmit(c echo.Context) error {
 			return err
 		}
 	}
-	p.expireCookie(c, sessionCookie)
-	p.rotateCSRF(c)
+	p.endSession(c)
 	p.setFlash(c, "logged-out")
 	c.Response().Header().Set("Clear-Site-Data", `"cache"`)
 	return seeOther(c, "/")

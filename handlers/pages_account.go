@@ -393,8 +393,7 @@ func (p *pages) handleAccountDelete(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p.expireCookie(c, sessionCookie)
-	p.rotateCSRF(c)
+	p.endSession(c)
 	p.setFlash(c, "account-deleted")
 	c.Response().Header().Set("Clear-Site-Data", `"cache"`)
 	return seeOther(c, "/")

@@ -251,13 +251,7 @@ func (p *pages) finishSignIn(c echo.Context, pr oauth.Provider, acct models.Exte
 	case err != nil:
 		return err
 	}
-	if old := sessionOf(c); old != nil {
-		if _, err := p.Users.Logout(ctx, old, meta); err != nil {
-			p.reqLog(c).Warn("ending the previous session at login", "err", err)
-		}
-	}
-	p.setSessionCookie(c, res.Token)
-	p.rotateCSRF(c)
+	p.startSession(c, res.Token)
 	if res.Linked {
 		p.setFlash(c, "linked")
 	}

@@ -175,8 +175,7 @@ func (p *pages) handleResetSubmit(c echo.Context) error {
 	p.clearResetCookie(c)
 	// The reset ended every session of the user, this browser's included.
 	if s := sessionOf(c); s != nil && s.User.ID == u.ID {
-		c.Set(ctxSession, nil)
-		p.expireCookie(c, sessionCookie)
+		p.endSession(c)
 	}
 	return render(c, http.StatusOK, views.ResponsePage(p.page(c, "Password reset success"), views.Response{
 		Title:              "Password reset success",

@@ -96,8 +96,7 @@ func (p *pages) handleSessionRevoke(c echo.Context) error {
 		return err
 	}
 	if ok && sid == s.Token.DigestHex() {
-		p.expireCookie(c, sessionCookie)
-		p.rotateCSRF(c)
+		p.endSession(c)
 		p.setFlash(c, "logged-out")
 		return seeOther(c, "/")
 	}

@@ -1,6 +1,9 @@
 package handlers
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"time"
 
@@ -22,8 +25,10 @@ const (
 
 	// ctxSession is the echo.Context key of the page request's *models.Session.
 	ctxSession = "latchkey.session"
-	// ctxCSRF is where Echo's CSRF middleware leaves the form token.
+	// ctxCSRF is where the CSRF guard leaves the form token of this request.
 	ctxCSRF = "csrf"
+	// csrfMaxAge is how long the CSRF cookie lives after the last page.
+	csrfMaxAge = 12 * 60 * 60
 
 	// maxCookieAge is what browsers accept at most (400 days); an eternal
 	// token's cookie gets that.
@@ -62,9 +67,35 @@ func (h *Handler) setSessionCookie(c echo.Context, tok *models.AccessToken) {
 	c.SetCookie(h.newCookie(sessionCookie, tok.ID, age))
 }
 
-// rotateCSRF drops the CSRF cookie, also the one Echo's middleware set for
-// this response, so the next page gets a fresh token: a token known before
-// login (or planted) is useless after it.
+// startSession signs this browser in with tok. Every sign-in of the pages
+// (a password, a second step, a provider, a sign-up) goes through it: the
+// session the browser had before ends (one browser, one session), the
+// cookie holds the new token, and the CSRF token is replaced (SECURITY L6,
+// L6b).
+func (h *Handler) startSession(c echo.Context, tok *models.AccessToken) {
+	if old := sessionOf(c); old != nil {
+		if _, err := h.Users.Logout(c.Request().Context(), old, clientMeta(c)); err != nil {
+			h.reqLog(c).Warn("ending the previous session at login", "err", err)
+		}
+	}
+	h.setSessionCookie(c, tok)
+	h.rotateCSRF(c)
+}
+
+// endSession is the browser's side of a session that ended (a logout, a
+// revoked own session, a reset, a deleted account): the cookie goes, the
+// request is signed out from here on, and the CSRF token is replaced.
+func (h *Handler) endSession(c echo.Context) {
+	c.Set(ctxSession, nil)
+	h.expireCookie(c, sessionCookie)
+	h.rotateCSRF(c)
+}
+
+// rotateCSRF drops the CSRF cookie, also the one the guard set for this
+// response, so the next page gets a fresh token: a token known before
+// login (or planted) is useless after it. The form token is bound to the
+// session besides (csrfToken), so even the old cookie sent again with the
+// old token is refused once the session changed.
 func (h *Handler) rotateCSRF(c echo.Context) {
 	hdr := c.Response().Header()
 	prefix := h.cookieName(csrfCookie) + "="
@@ -79,6 +110,66 @@ func (h *Handler) rotateCSRF(c echo.Context) {
 		hdr.Add(echo.HeaderSetCookie, v)
 	}
 	h.expireCookie(c, csrfCookie)
+}
+
+// csrfToken is the form token of a browser whose CSRF cookie holds nonce:
+// the nonce itself when signed out (double submit), and when signed in an
+// HMAC of the session's token digest keyed by the nonce, so the token of a
+// page changes with the session and one from before a login or a logout
+// never matches after it, whatever cookie comes with it. Nobody without
+// the session token can compute it.
+func csrfToken(nonce string, s *models.Session) string {
+	if s == nil {
+		return nonce
+	}
+	m := hmac.New(sha256.New, []byte(nonce))
+	m.Write([]byte("latchkey csrf\x00"))
+	m.Write(s.Token.Digest[:])
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// csrfGuard protects the page routes from cross-site requests (SECURITY
+// C1, C3, L6b). It runs after loadSession. A state change (any method but
+// GET, HEAD, OPTIONS, TRACE):
+//   - with Sec-Fetch-Site: cross-site is refused;
+//   - with a _csrf form field must carry this browser's token (csrfToken):
+//     a stale token is refused even from a same-origin browser;
+//   - without one is let through only when the browser says it is
+//     same-origin (or none: typed in the address bar), as Echo's Fetch
+//     Metadata check does; otherwise it is refused.
+//
+// Each page gets the token in the context (ctxCSRF) for its forms, and the
+// cookie's life is renewed. A refusal is 403, the error page explains.
+func (h *Handler) csrfGuard(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		nonce := ""
+		if ck, err := c.Cookie(h.cookieName(csrfCookie)); err == nil && len(ck.Value) >= 32 && len(ck.Value) <= 128 {
+			nonce = ck.Value
+		}
+		if nonce == "" {
+			nonce = randomString(32)
+		}
+		want := csrfToken(nonce, sessionOf(c))
+		c.SetCookie(h.newCookie(csrfCookie, nonce, csrfMaxAge))
+		c.Set(ctxCSRF, want)
+		c.Response().Header().Add(echo.HeaderVary, echo.HeaderCookie)
+		switch c.Request().Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+			return next(c)
+		}
+		site := c.Request().Header.Get(echo.HeaderSecFetchSite)
+		if site == "cross-site" {
+			return echo.NewHTTPError(http.StatusForbidden, "cross-site request blocked")
+		}
+		got := c.FormValue("_csrf")
+		if got == "" && (site == "same-origin" || site == "none") {
+			return next(c)
+		}
+		if got == "" || !hmac.Equal([]byte(got), []byte(want)) {
+			return echo.NewHTTPError(http.StatusForbidden, "invalid csrf token")
+		}
+		return next(c)
+	}
 }
 
 // loadSession resolves the session cookie of a page request to a session
