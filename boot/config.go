@@ -50,6 +50,10 @@ type Config struct {
 	AllowEternalTokens  bool   // LATCHKEY_ALLOW_ETERNAL_TOKENS
 	CompatEmailNotFound bool   // LATCHKEY_COMPAT_EMAIL_NOT_FOUND
 
+	// SecretKey signs device cookies (SECURITY N1); every replica needs the
+	// same. Empty: a random key kept in the database, made on first use.
+	SecretKey string // LATCHKEY_SECRET_KEY
+
 	CORSOrigins    []string       // LATCHKEY_CORS_ORIGINS, comma-separated
 	TrustedProxies []netip.Prefix // LATCHKEY_TRUSTED_PROXIES, comma-separated CIDRs or addresses
 
@@ -140,6 +144,7 @@ func settings(c *Config) []setting {
 		{"reauth-after", "LATCHKEY_REAUTH_AFTER", "how long a sign-in lets an account without a password make sensitive changes (change the email, delete the account) before it must confirm again, seconds", seconds(&c.ReauthAfter, 60)},
 		{"allow-eternal-tokens", "LATCHKEY_ALLOW_ETERNAL_TOKENS", "accept ttl -1 (tokens that never expire)", boolean(&c.AllowEternalTokens)},
 		{"compat-email-not-found", "LATCHKEY_COMPAT_EMAIL_NOT_FOUND", "reset for an unknown email answers 404 as LoopBack (reveals accounts)", boolean(&c.CompatEmailNotFound)},
+		{"secret-key", "LATCHKEY_SECRET_KEY", "the server's secret key (at least 32 characters, the same on every replica; better in the environment than on the command line); empty: a random one kept in the database", checked(&c.SecretKey, secretKey)},
 		{"cors-origins", "LATCHKEY_CORS_ORIGINS", "origins allowed to call /api from a browser, comma-separated", list(&c.CORSOrigins, origin)},
 		{"trusted-proxies", "LATCHKEY_TRUSTED_PROXIES", "proxies whose X-Forwarded-For is believed, comma-separated CIDRs", list(&c.TrustedProxies, proxy)},
 		{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "how long in-flight requests may finish on shutdown (e.g. 10s)", checked(&c.ShutdownTimeout, positiveDuration)},
@@ -320,6 +325,15 @@ func list[T any](p *[]T, item func(string) (x T, ok bool, err error)) value {
 	}
 	v.def = strings.Join(parts, ",")
 	return v
+}
+
+// secretKey is LATCHKEY_SECRET_KEY: long enough to be a key. The error
+// never repeats the value.
+func secretKey(v string) (string, error) {
+	if len(v) < models.SecretKeyMinLength {
+		return "", fmt.Errorf("want at least %d characters (e.g. openssl rand -base64 48), got %d", models.SecretKeyMinLength, len(v))
+	}
+	return v, nil
 }
 
 func hostPort(v string) (string, error) {

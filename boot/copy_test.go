@@ -104,7 +104,7 @@ func TestCopyCommand(t *testing.T) {
 	}
 	for _, re := range []string{`\ncopy: throttle ([1-9]\d*)/\d+\n`, `\ncopy: audit_events ([1-9]\d*)/\d+\n`,
 		`copy: copied \d+ rows in \S+ into postgres://postgres:xxxxx@\S+ \(schema at migration \d+\):\n`,
-		`\n  users +2\n  access_tokens +2\n  verification_tokens +0\n  identities +0\n  user_aliases +0\n  import_ledger +0\n  email_changes +0\n  oauth_flows +0\n  mfa_totp +0\n  recovery_codes +0\n  mfa_challenges +0\n  webauthn_credentials +0\n  webauthn_handles +0\n  webauthn_ceremonies +0\n  throttle +\d+\n  outbox +1\n  audit_events +\d+\n$`} {
+		`\n  users +2\n  access_tokens +2\n  verification_tokens +0\n  identities +0\n  user_aliases +0\n  import_ledger +0\n  email_changes +0\n  oauth_flows +0\n  mfa_totp +0\n  recovery_codes +0\n  mfa_challenges +0\n  webauthn_credentials +0\n  webauthn_handles +0\n  webauthn_ceremonies +0\n  server_secrets +0\n  throttle +\d+\n  outbox +1\n  audit_events +\d+\n$`} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("the output does not match %s:\n%s", re, out)
 		}

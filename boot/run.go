@@ -151,6 +151,7 @@ func accountRules(cfg Config, now func() time.Time, cacheSize int) models.Config
 		},
 		Now:       now,
 		CacheSize: cacheSize,
+		SecretKey: []byte(cfg.SecretKey),
 	}
 }
 

@@ -5,9 +5,12 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/pquerna/otp/totp"
 
@@ -91,4 +94,107 @@ func TestL6bCSRFReplacedAtLoginAndLogout(t *testing.T) {
 			t.Error("a pre-login _csrf logged out")
 		}
 	})
+}
+
+// TestN1DeviceCookieSurvivesDrainedIP: one address drains its login bucket
+// (an attacker behind an office NAT) while the account is also being
+// guessed from elsewhere; a browser at that address that signed in to the
+// account before still logs in to it; a browser without a device cookie,
+// with one for another account, or with a forged one gets 429; the device
+// browser's own failures count against its cookie (429 after the free
+// ones, then the delay) without touching the address or the account.
+func TestN1DeviceCookieSurvivesDrainedIP(t *testing.T) {
+	t.Parallel()
+	env := newSecEnv(t, secOptions{})
+	env.signup("alice@example.com", "silver-harbor-77")
+	env.signup("bob@example.com", "amber-meadow-12")
+	alice := url.Values{"email": {"alice@example.com"}, "password": {"silver-harbor-77"}}
+	login := func(b *browser, creds url.Values) *htmlPage {
+		t.Helper()
+		return b.submit(b.get("/login"), `form[action="/login"]`, creds)
+	}
+
+	// Alice's browser (192.0.2.7, as every test browser) signed in before,
+	// and logged out: the device cookie stays.
+	home := newBrowser(t, env.testEnv, "http://localhost:3000")
+	r := login(home, alice)
+	r.redirects("/")
+	ck := r.setCookie("latchkey_device")
+	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.MaxAge != 180*24*3600 || ck.Path != "/" {
+		t.Fatalf("device cookie %+v", ck)
+	}
+	home.submit(home.get("/"), `[data-testid="nav-logout-form"]`, nil).redirects("/")
+	if home.cookie("latchkey_device") == "" {
+		t.Fatal("logout dropped the device cookie")
+	}
+
+	// The attacker drains the address's bucket, and guesses Alice's
+	// password from other addresses until her account waits too.
+	for i := 0; ; i++ {
+		r := env.from("192.0.2.7", "POST", "/api/users/login", loginBody(fmt.Sprintf("victim%d@example.com", i), "wrong-guess-123"))
+		if r.status == 429 {
+			break
+		}
+		if r.status != 401 || i > 30 {
+			t.Fatalf("guess %d: %d %s", i, r.status, r.body)
+		}
+	}
+	for i := range 7 {
+		env.from(fmt.Sprintf("198.51.100.%d", i+1), "POST", "/api/users/login", loginBody("alice@example.com", "wrong-guess-123"))
+	}
+	if r := env.from("203.0.113.9", "POST", "/api/users/login", loginBody("alice@example.com", "silver-harbor-77")); r.status != 429 {
+		t.Fatalf("alice's account is not waiting: %d", r.status)
+	}
+
+	// Without a device cookie: 429, the right password included.
+	stranger := newBrowser(t, env.testEnv, "http://localhost:3000")
+	login(stranger, alice).is(http.StatusTooManyRequests, "page-response")
+	// A forged entry, or one for another account, helps nothing.
+	forged := newBrowser(t, env.testEnv, "http://localhost:3000")
+	v := home.cookie("latchkey_device")
+	forged.jar.SetCookies(forged.base, []*http.Cookie{{Name: "latchkey_device", Value: v[:len(v)-2] + "AA", Path: "/"}})
+	login(forged, alice).is(http.StatusTooManyRequests, "page-response")
+	bobs := newBrowser(t, env.testEnv, "http://localhost:3000")
+	bobs.jar.SetCookies(bobs.base, []*http.Cookie{{Name: "latchkey_device", Value: mustDeviceCookie(t, env.testEnv, "bob@example.com"), Path: "/"}})
+	login(bobs, alice).is(http.StatusTooManyRequests, "page-response")
+	login(home, url.Values{"email": {"bob@example.com"}, "password": {"amber-meadow-12"}}).is(http.StatusTooManyRequests, "page-response")
+
+	// With it: signed in.
+	login(home, alice).redirects("/")
+	if signedInAs(t, home) != "alice@example.com" {
+		t.Fatal("the device browser is not signed in")
+	}
+	home.submit(home.get("/"), `[data-testid="nav-logout-form"]`, nil).redirects("/")
+
+	// Its own failures count against the cookie: 5 free, the 6th starts
+	// the delay, then 429 even for the right password; after the delay it
+	// signs in. The address stays drained for others all along.
+	wrong := url.Values{"email": {"alice@example.com"}, "password": {"not-her-password"}}
+	for i := range 6 {
+		if r := login(home, wrong); r.status != http.StatusUnauthorized {
+			t.Fatalf("device failure %d: %d", i+1, r.status)
+		}
+	}
+	login(home, alice).is(http.StatusTooManyRequests, "page-response")
+	login(stranger, alice).is(http.StatusTooManyRequests, "page-response")
+	env.clock.Advance(2 * time.Second)
+	login(home, alice).redirects("/")
+	if got := home.cookie("latchkey_device"); !strings.HasPrefix(got, strings.SplitN(v, ".", 2)[0]+".") || got == v {
+		t.Errorf("the device cookie was not renewed at sign-in: %q then %q", v, got)
+	}
+}
+
+// mustDeviceCookie is a device cookie for email's account, as a browser
+// that signed in to it has.
+func mustDeviceCookie(t *testing.T, env *testEnv, email string) string {
+	t.Helper()
+	u, err := env.users.FindUserByEmail(context.Background(), email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := env.users.DeviceCookie(context.Background(), u.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

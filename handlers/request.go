@@ -182,7 +182,21 @@ func stringArg(f models.Fields, name string) (string, bool, error) {
 	return s, present, nil
 }
 
-// clientMeta is where the request came from, for audit rows and sessions.
+// clientMeta is where the request came from, for audit rows and sessions,
+// with the browser's device cookie, which the limiter checks (SECURITY N1).
 func clientMeta(c echo.Context) models.ClientMeta {
-	return models.ClientMeta{IP: c.RealIP(), UserAgent: c.Request().UserAgent(), RequestID: requestID(c)}
+	return models.ClientMeta{IP: c.RealIP(), UserAgent: c.Request().UserAgent(), RequestID: requestID(c),
+		Device: deviceCookieValue(c)}
+}
+
+// deviceCookieValue is the device cookie sent, under either name (with the
+// __Host- prefix behind https): its entries are signed, so which one does
+// not matter.
+func deviceCookieValue(c echo.Context) string {
+	for _, name := range []string{"__Host-" + deviceCookie, deviceCookie} {
+		if ck, err := c.Cookie(name); err == nil && ck.Value != "" {
+			return ck.Value
+		}
+	}
+	return ""
 }

@@ -22,6 +22,10 @@ const (
 	flashCookie   = "latchkey_flash"
 	resetCookie   = "latchkey_reset"
 	resetPath     = "/reset-password"
+	// deviceCookie remembers the accounts this browser signed in to
+	// (models.Users.DeviceCookie, SECURITY N1). It outlives sessions: a
+	// logout keeps it.
+	deviceCookie = "latchkey_device"
 
 	// ctxSession is the echo.Context key of the page request's *models.Session.
 	ctxSession = "latchkey.session"
@@ -70,8 +74,8 @@ func (h *Handler) setSessionCookie(c echo.Context, tok *models.AccessToken) {
 // startSession signs this browser in with tok. Every sign-in of the pages
 // (a password, a second step, a provider, a sign-up) goes through it: the
 // session the browser had before ends (one browser, one session), the
-// cookie holds the new token, and the CSRF token is replaced (SECURITY L6,
-// L6b).
+// cookie holds the new token, the CSRF token is replaced (SECURITY L6,
+// L6b), and the device cookie gains this account (N1).
 func (h *Handler) startSession(c echo.Context, tok *models.AccessToken) {
 	if old := sessionOf(c); old != nil {
 		if _, err := h.Users.Logout(c.Request().Context(), old, clientMeta(c)); err != nil {
@@ -80,6 +84,11 @@ func (h *Handler) startSession(c echo.Context, tok *models.AccessToken) {
 	}
 	h.setSessionCookie(c, tok)
 	h.rotateCSRF(c)
+	if v, err := h.Users.DeviceCookie(c.Request().Context(), tok.UserID, deviceCookieValue(c)); err != nil {
+		h.reqLog(c).Warn("making the device cookie", "err", err)
+	} else {
+		c.SetCookie(h.newCookie(deviceCookie, v, int(models.DeviceCookieTTL/time.Second)))
+	}
 }
 
 // endSession is the browser's side of a session that ended (a logout, a

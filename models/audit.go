@@ -18,6 +18,13 @@ type ClientMeta struct {
 	// latchkey user …, AdminActor(id) for an admin on the admin pages; ""
 	// for the owner or an anonymous request (SECURITY A1).
 	Actor string
+	// Device is the browser's device cookie as sent ("" without one): a
+	// login or second step to an account it holds a valid entry for is
+	// throttled on that entry alone (device.go, SECURITY N1).
+	Device string
+	// device is Device's entry for the account being tried, once checked
+	// (trustDevice): the limiter's key for this browser's attempts.
+	device string
 }
 
 // ActorCLI is the actor of latchkey user …: someone with shell access to

@@ -110,6 +110,9 @@ func copyTables() []copyTable {
 			{"challenge", kindBlob, 10}, {"browser", kindBlob, 10}, {"purpose", kindText, 10}, {"user_id", kindInt, 10},
 			{"bound", kindBlob, 10}, {"name", kindText, 10}, {"data", kindText, 10}, {"created", kindInt, 10}, {"expires", kindInt, 10},
 		}},
+		{name: "server_secrets", key: "name", since: 12, cols: []copyColumn{
+			{"name", kindText, 12}, {"value", kindBlob, 12}, {"created", kindInt, 12},
+		}},
 		{name: "throttle", key: "key", since: 2, cols: []copyColumn{
 			{"key", kindBlob, 2}, {"n", kindReal, 2}, {"at", kindInt, 2}, {"expires", kindInt, 2},
 		}},

@@ -141,6 +141,11 @@ func makeCopySource(t *testing.T, extra int) copySource {
 	if _, err := withPasskeys.BeginPasskeyRegistration(ctx, doraSess, "Dora's phone", "browser-1"); err != nil {
 		t.Fatal(err)
 	}
+	// A browser signed in to Alice has a device cookie: the server's key
+	// was made (server_secrets).
+	if _, err := u.DeviceCookie(ctx, alice.ID, ""); err != nil {
+		t.Fatal(err)
+	}
 	// A sign-in through a provider is under way.
 	if err := u.SaveFlow(ctx, "state-1", "browser-1", models.Flow{Purpose: models.FlowLogin, Provider: "dex", Nonce: "n", Verifier: "v",
 		ReturnTo: "/sessions", Expires: fx.clk.Now().Add(time.Hour)}); err != nil {
@@ -179,7 +184,7 @@ func makeCopySource(t *testing.T, extra int) copySource {
 var copiedTables = [][2]string{{"users", "id"}, {"access_tokens", "digest"}, {"verification_tokens", "digest"},
 	{"identities", "id"}, {"user_aliases", "alias"}, {"import_ledger", "kind, key"}, {"email_changes", "user_id"}, {"oauth_flows", "handle"},
 	{"mfa_totp", "user_id"}, {"recovery_codes", "user_id, digest"}, {"mfa_challenges", "digest"}, {"webauthn_credentials", "id"},
-	{"webauthn_handles", "user_id"}, {"webauthn_ceremonies", "challenge"}, {"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
+	{"webauthn_handles", "user_id"}, {"webauthn_ceremonies", "challenge"}, {"server_secrets", "name"}, {"throttle", "key"}, {"outbox", "id"}, {"audit_events", "id"}}
 
 // dumpTables is every row of every table, as text, in key order, each
 // table led by its column names: two stores hold the same data when their

@@ -141,6 +141,7 @@ func (l *Limiter) Config() LimitConfig { return l.cfg }
 const (
 	keyAccount = "login-account"
 	keyLoginIP = "login-ip"
+	keyDevice  = "login-device"
 	keyMailIP  = "mail-ip"
 	keyMail    = "mail-"
 )
@@ -218,6 +219,20 @@ func readCounter(ctx context.Context, q queryRowFunc, key []byte) (counter, erro
 	return c, nil
 }
 
+// loginKeys are the counters an attempt is held to: the account's (key)
+// and the client IP's bucket; or, from a browser whose device cookie holds
+// a valid entry for the account (meta.device, Users.trustDevice), that
+// entry's own counter alone (SECURITY N1). The list is what the in-flight
+// guard reserves.
+func loginKeys(key string, meta ClientMeta) (acct, ip []byte, all [][]byte) {
+	if meta.device != "" {
+		acct = throttleKey(keyDevice, key+"\x00"+meta.device)
+		return acct, nil, [][]byte{acct}
+	}
+	acct, ip = throttleKey(keyAccount, key), throttleKey(keyLoginIP, IPKey(meta.IP))
+	return acct, ip, [][]byte{acct, ip}
+}
+
 // BeforeLogin refuses an attempt on an account that is waiting out its
 // delay, or from a client IP whose bucket is empty, with ErrThrottled and
 // the seconds to wait. An attempt it lets through must be ended (EndLogin).
@@ -225,27 +240,24 @@ func (l *Limiter) BeforeLogin(ctx context.Context, key string, meta ClientMeta) 
 	if l == nil || !l.cfg.Login {
 		return nil
 	}
-	ak, ik := throttleKey(keyAccount, key), throttleKey(keyLoginIP, IPKey(meta.IP))
+	ak, ik, all := loginKeys(key, meta)
 	// When the allowance is there but attempts in flight hold it, take
 	// waits for one to end rather than refuse a login nothing has failed
 	// yet (many real users behind one NAT log in at once).
-	return l.inflight.take(ctx, [][]byte{ak, ik}, func(held func([]byte) int) (bool, error) {
+	return l.inflight.take(ctx, all, func(held func([]byte) int) (bool, error) {
 		return l.loginRoom(ctx, ak, ik, held)
 	})
 }
 
 // loginRoom refuses an attempt on account ak from client IP ik that must
 // wait (ErrThrottled), or says whether the attempts in flight (held) leave
-// room for it. It runs under the in-flight guard's lock, so reading the
+// room for it. ik is nil for an attempt from a known device (ak is then
+// the device's counter): no bucket applies. It runs under the in-flight guard's lock, so reading the
 // counters and taking a slot are one step; logins are bounded by hashing
 // (tens a second), so that lock is never the bottleneck.
 func (l *Limiter) loginRoom(ctx context.Context, ak, ik []byte, held func([]byte) int) (bool, error) {
 	now := l.cfg.Now()
 	acct, err := readCounter(ctx, l.db.QueryRow, ak)
-	if err != nil {
-		return false, err
-	}
-	ip, err := readCounter(ctx, l.db.QueryRow, ik)
 	if err != nil {
 		return false, err
 	}
@@ -255,6 +267,13 @@ func (l *Limiter) loginRoom(ctx context.Context, ak, ik []byte, held func([]byte
 	}
 	if wait := acct.at.Add(l.delayAfter(n)).Sub(now); n > l.cfg.FreeFailures && wait > 0 {
 		return false, throttled(wait)
+	}
+	if ik == nil {
+		return held(ak) < max(1, l.cfg.FreeFailures-n), nil
+	}
+	ip, err := readCounter(ctx, l.db.QueryRow, ik)
+	if err != nil {
+		return false, err
 	}
 	t := ip.tokens(l.cfg.IPBurst, l.cfg.IPPerMinute, now)
 	if t < 1 {
@@ -271,20 +290,22 @@ func (l *Limiter) EndLogin(key string, meta ClientMeta) {
 	if l == nil || !l.cfg.Login {
 		return
 	}
-	l.inflight.release(throttleKey(keyAccount, key), throttleKey(keyLoginIP, IPKey(meta.IP)))
+	_, _, all := loginKeys(key, meta)
+	l.inflight.release(all...)
 }
 
 // RecordLogin stores an attempt's outcome inside tx: a failure counts
-// against the account and spends a token of the client IP; a success
-// clears the account's failures (and spends nothing).
+// against the account and spends a token of the client IP (from a known
+// device: against the device's counter only); a success clears the
+// account's failures, and the device's (and spends nothing).
 func (l *Limiter) RecordLogin(ctx context.Context, tx *Tx, key string, meta ClientMeta, ok bool) error {
 	if l == nil || !l.cfg.Login {
 		return nil
 	}
 	now := l.cfg.Now()
-	ak := throttleKey(keyAccount, key)
+	ak, ik, _ := loginKeys(key, meta)
 	if ok {
-		_, err := tx.Exec(ctx, `DELETE FROM throttle WHERE key = ?`, ak)
+		_, err := tx.Exec(ctx, `DELETE FROM throttle WHERE key IN (?, ?)`, ak, throttleKey(keyAccount, key))
 		return err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO throttle(key, n, at, expires) VALUES (?, 1, ?, ?)
@@ -292,7 +313,9 @@ func (l *Limiter) RecordLogin(ctx context.Context, tx *Tx, key string, meta Clie
 			at = excluded.at, expires = excluded.expires`, ak, ms(now), ms(now.Add(l.forget()))); err != nil {
 		return err
 	}
-	ik := throttleKey(keyLoginIP, IPKey(meta.IP))
+	if ik == nil {
+		return nil
+	}
 	if err := tx.lock(ctx, "throttle:"+string(ik)); err != nil {
 		return err
 	}

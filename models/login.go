@@ -154,6 +154,7 @@ type attempt struct {
 // attempt, with record: won makes the write its success needs and calls
 // record inside it, so a success costs the limiter no write of its own.
 func (s *Users) verifyAttempt(ctx context.Context, a attempt, won func(record func(*Tx) error) error) (bool, error) {
+	a.meta = s.trustDevice(ctx, a.meta, a.userID)
 	if err := s.limiter.BeforeLogin(ctx, a.key, a.meta); err != nil {
 		return false, err
 	}

@@ -211,6 +211,7 @@ func codeCheck(ctx context.Context, u *User, code string) func(*Tx) (string, err
 // ("" when it is not right).
 func (s *Users) secondFactorAttempt(ctx context.Context, u *User, meta ClientMeta, check func(tx *Tx) (string, error), won func(tx *Tx, how string) error) error {
 	key := "mfa:" + accountKey(u)
+	meta = s.trustDevice(ctx, meta, u.ID) // a known device's own counter (N1)
 	if err := s.limiter.BeforeLogin(ctx, key, meta); err != nil {
 		return err
 	}

@@ -38,6 +38,10 @@ type Config struct {
 	// password login (Login) and a second step (CompleteMFA). boot counts
 	// them for the metrics (observe.go says which outcomes count).
 	OnLogin func(LoginStep, LoginResult)
+	// SecretKey signs device cookies (device.go); all replicas need the
+	// same one. Empty: a random key kept in the database (server_secrets),
+	// made on first use.
+	SecretKey []byte
 }
 
 // Users is the account service: the LoopBack User and AccessToken methods
@@ -63,6 +67,7 @@ type Users struct {
 	// none (passkeys off, or a base URL no browser accepts as an RP ID).
 	rp    *webauthn.WebAuthn
 	rpErr error
+	keys  keyring // the server's secret, once known (device.go)
 }
 
 // NewUsers returns the account service, filling in LoopBack's defaults.
