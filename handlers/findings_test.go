@@ -198,3 +198,61 @@ func mustDeviceCookie(t *testing.T, env *testEnv, email string) string {
 	}
 	return v
 }
+
+// TestL7ThrottledAttemptAudited: a login answered 429 leaves an audit row
+// (login.throttled) with the address, the User-Agent and which counter
+// refused it — on the account when there is one — and never what was
+// typed; the same for an unknown account held back by its address's bucket.
+func TestL7ThrottledAttemptAudited(t *testing.T) {
+	t.Parallel()
+	env := newSecEnv(t, secOptions{limits: &models.LimitConfig{Login: true, FreeFailures: 1, Delay: 30 * time.Second,
+		IPBurst: 4, IPPerMinute: 0.01}})
+	id := env.signup("eve@example.com", "silver-harbor-77")
+	for range 2 {
+		if r := env.from("198.51.100.1", "POST", "/api/users/login", loginBody("eve@example.com", "guess-one-1")); r.status != 401 {
+			t.Fatalf("failure: %d", r.status)
+		}
+	}
+	isThrottled(t, env.from("198.51.100.2", "POST", "/api/users/login", loginBody("eve@example.com", "throttled-secret-1"),
+		"User-Agent: l7-test"))
+	b := newBrowser(t, env.testEnv, "http://localhost:3000")
+	b.submit(b.get("/login"), `form[action="/login"]`, url.Values{"email": {"EVE@example.com"}, "password": {"throttled-secret-2"}}).
+		is(http.StatusTooManyRequests, "page-response")
+	// An unknown account from a drained address.
+	for i := range 4 {
+		env.from("203.0.113.5", "POST", "/api/users/login", loginBody(fmt.Sprintf("x%d@example.com", i), "guess-two-2"))
+	}
+	isThrottled(t, env.from("203.0.113.5", "POST", "/api/users/login", loginBody("someone@example.com", "throttled-secret-3")))
+
+	type row struct {
+		user           any
+		ip, ua, detail string
+	}
+	var got []row
+	rows, err := env.db.Query(context.Background(), `SELECT user_id, ip, user_agent, detail FROM audit_events WHERE kind = 'login.throttled' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r row
+		var uid *int64
+		if err := rows.Scan(&uid, &r.ip, &r.ua, &r.detail); err != nil {
+			t.Fatal(err)
+		}
+		if uid != nil {
+			r.user = *uid
+		}
+		got = append(got, r)
+	}
+	rows.Close()
+	want := []row{{id, "198.51.100.2", "l7-test", "key=account"}, {id, "192.0.2.7", "pages-test", "key=account"},
+		{nil, "203.0.113.5", "", "key=ip"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("login.throttled rows:\n got %v\nwant %v", got, want)
+	}
+	var leaked int
+	if err := env.db.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE detail LIKE '%secret%'
+		OR user_agent LIKE '%secret%' OR kind LIKE '%secret%'`).Scan(&leaked); err != nil || leaked != 0 {
+		t.Errorf("a typed password in the audit: %d rows, %v", leaked, err)
+	}
+}

@@ -26,6 +26,22 @@ type Error struct {
 	Code       string
 	Message    string
 	RetryAfter int // seconds, for KindTooMany and KindBusy
+
+	// throttledBy is which counter refused a throttled attempt (account,
+	// ip, device, in-flight), for its audit row (ThrottledBy).
+	throttledBy string
+}
+
+// ThrottledBy is which counter refused an attempt that err throttled:
+// "account" (the account's failures), "ip" (the client IP's bucket),
+// "device" (a device cookie's own failures), "in-flight" (attempts under
+// way held the allowance too long); "" when err is no throttle.
+func ThrottledBy(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Kind == KindTooMany {
+		return e.throttledBy
+	}
+	return ""
 }
 
 func (e *Error) Error() string {

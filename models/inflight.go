@@ -48,7 +48,7 @@ func (g *inflight) take(ctx context.Context, keys [][]byte, room func(held func(
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
-			return throttled(time.Second)
+			return throttled(time.Second, "in-flight")
 		}
 	}
 }

@@ -23,8 +23,9 @@ const (
 var ErrThrottled = &Error{Kind: KindTooMany, Code: "TOO_MANY_REQUESTS",
 	Message: "Too many failed login attempts. Wait and try again, or reset your password."}
 
-func throttled(wait time.Duration) error {
+func throttled(wait time.Duration, by string) error {
 	e := *ErrThrottled
+	e.throttledBy = by
 	e.RetryAfter = max(1, int(math.Ceil(wait.Seconds())))
 	return &e
 }
@@ -266,7 +267,10 @@ func (l *Limiter) loginRoom(ctx context.Context, ak, ik []byte, held func([]byte
 		n = int(acct.n)
 	}
 	if wait := acct.at.Add(l.delayAfter(n)).Sub(now); n > l.cfg.FreeFailures && wait > 0 {
-		return false, throttled(wait)
+		if ik == nil {
+			return false, throttled(wait, "device")
+		}
+		return false, throttled(wait, "account")
 	}
 	if ik == nil {
 		return held(ak) < max(1, l.cfg.FreeFailures-n), nil
@@ -277,7 +281,7 @@ func (l *Limiter) loginRoom(ctx context.Context, ak, ik []byte, held func([]byte
 	}
 	t := ip.tokens(l.cfg.IPBurst, l.cfg.IPPerMinute, now)
 	if t < 1 {
-		return false, throttled(time.Duration((1 - t) / l.cfg.IPPerMinute * float64(time.Minute)))
+		return false, throttled(time.Duration((1-t)/l.cfg.IPPerMinute*float64(time.Minute)), "ip")
 	}
 	// While failures are free, at most the free ones left may be in flight
 	// (after that, one at a time), and no more than the IP's tokens: so a

@@ -156,7 +156,7 @@ type attempt struct {
 func (s *Users) verifyAttempt(ctx context.Context, a attempt, won func(record func(*Tx) error) error) (bool, error) {
 	a.meta = s.trustDevice(ctx, a.meta, a.userID)
 	if err := s.limiter.BeforeLogin(ctx, a.key, a.meta); err != nil {
-		return false, err
+		return false, s.auditThrottled(ctx, err, strings.TrimSuffix(a.failed, ".failed")+".throttled", a.userID, a.meta)
 	}
 	defer s.limiter.EndLogin(a.key, a.meta)
 	var (
@@ -180,6 +180,23 @@ func (s *Users) verifyAttempt(ctx context.Context, a attempt, won func(record fu
 		})
 	}
 	return true, won(func(tx *Tx) error { return s.limiter.RecordLogin(ctx, tx, a.key, a.meta, true) })
+}
+
+// auditThrottled records an attempt the limiter refused (SECURITY L7):
+// kind (login.throttled, reauth.throttled, mfa.throttled) with which
+// counter refused it, on the account when there is one — never what was
+// typed. err is returned as it came, unless the row could not be written.
+func (s *Users) auditThrottled(ctx context.Context, err error, kind string, userID int64, meta ClientMeta) error {
+	by := ThrottledBy(err)
+	if by == "" {
+		return err
+	}
+	if werr := s.db.Write(ctx, s.now(), func(tx *Tx) error {
+		return tx.Audit(ctx, kind, userID, meta, "key="+by)
+	}); werr != nil {
+		return werr
+	}
+	return err
 }
 
 // checkPassword asks a signed-in user for their password again before a

@@ -213,7 +213,7 @@ func (s *Users) secondFactorAttempt(ctx context.Context, u *User, meta ClientMet
 	key := "mfa:" + accountKey(u)
 	meta = s.trustDevice(ctx, meta, u.ID) // a known device's own counter (N1)
 	if err := s.limiter.BeforeLogin(ctx, key, meta); err != nil {
-		return err
+		return s.auditThrottled(ctx, err, "mfa.throttled", u.ID, meta)
 	}
 	defer s.limiter.EndLogin(key, meta)
 	now := s.now()
