@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/latchkey/latchkey/models"
@@ -254,5 +255,48 @@ func TestL7ThrottledAttemptAudited(t *testing.T) {
 	if err := env.db.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE detail LIKE '%secret%'
 		OR user_agent LIKE '%secret%' OR kind LIKE '%secret%'`).Scan(&leaked); err != nil || leaked != 0 {
 		t.Errorf("a typed password in the audit: %d rows, %v", leaked, err)
+	}
+}
+
+// TestSessionsPageNamesDevices: the sessions page words each session's
+// User-Agent ("Chrome on Linux", "Safari on iOS") and keeps the raw string
+// at hand (the name's title, and a details element); one the parser does
+// not know reads "unknown" with its raw string beside.
+func TestSessionsPageNamesDevices(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	env.signup("eve@example.com", "correct horse")
+	const (
+		chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+		iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+		mac    = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:132.0) Gecko/20100101 Firefox/132.0"
+	)
+	for _, ua := range []string{iphone, mac, "okhttp/4.12.0"} {
+		if r := env.do("POST", "/api/users/login", loginBody("eve@example.com", "correct horse"), "User-Agent: "+ua); r.status != 200 {
+			t.Fatalf("login: %d", r.status)
+		}
+	}
+	b := newBrowser(t, env, "http://localhost:3000")
+	b.submit(b.get("/login"), `form[action="/login"]`, url.Values{"email": {"eve@example.com"}, "password": {"correct horse"}},
+		"User-Agent: "+chrome).redirects("/")
+	p := b.get("/sessions")
+	p.is(200, "page-sessions")
+	got := map[string][2]string{}
+	p.testid("session").Each(func(_ int, s *goquery.Selection) {
+		d := s.Find(`[data-testid="session-device"]`)
+		raw := strings.TrimSpace(s.Find(`[data-testid="session-ua"]`).Text())
+		if title := d.AttrOr("title", ""); title != raw {
+			t.Errorf("%q: title %q, details %q", d.Text(), title, raw)
+		}
+		got[raw] = [2]string{strings.TrimSpace(d.Text()), s.Find(`details[data-testid="session-ua-details"] summary`).Text()}
+	})
+	want := map[string]string{chrome: "Chrome on Linux", iphone: "Safari on iOS", mac: "Firefox on macOS", "okhttp/4.12.0": "unknown"}
+	for ua, name := range want {
+		if got[ua][0] != name || got[ua][1] == "" {
+			t.Errorf("%s: shown as %q (details %q), want %q", ua, got[ua][0], got[ua][1], name)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("sessions shown: %v", got)
 	}
 }

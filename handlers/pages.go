@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/medama-io/go-useragent"
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/static"
@@ -22,6 +23,8 @@ type pages struct {
 	*Handler
 	// minPassword is the password policy's minimum length, for the hints.
 	minPassword int
+	// agents words a User-Agent for the sessions page (deviceName).
+	agents *useragent.Parser
 }
 
 // registerPages adds the pages and /static. Every page route gets the page
@@ -29,7 +32,7 @@ type pages struct {
 // protection (csrfGuard: Sec-Fetch-Site, and a token bound to the cookie
 // and the session in the _csrf form field).
 func (h *Handler) registerPages(e *echo.Echo) {
-	p := &pages{Handler: h, minPassword: h.Users.PasswordMinLength()}
+	p := &pages{Handler: h, minPassword: h.Users.PasswordMinLength(), agents: useragent.NewParser()}
 
 	mw := []echo.MiddlewareFunc{h.pageHeaders, h.loadSession, h.csrfGuard}
 

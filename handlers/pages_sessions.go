@@ -60,6 +60,9 @@ func (p *pages) sessionsView(c echo.Context, s *models.Session) (views.SessionsV
 		v.Sessions = append(v.Sessions, views.SessionRow{Handle: x.Handle, Created: formatSeen(x.Created),
 			LastSeen: formatSeen(x.LastUsed), IP: x.IP, UserAgent: x.UserAgent, Current: x.Current, Method: method})
 	}
+	for i := range v.Sessions {
+		v.Sessions[i].Device = p.deviceName(v.Sessions[i].UserAgent)
+	}
 	if v.NoPassword {
 		m, err := p.signInMethods(c, s)
 		if err != nil {
@@ -132,4 +135,29 @@ func (p *pages) handleSessionsRevokeOthers(c echo.Context) error {
 		return err
 	}
 	return seeOther(c, "/sessions?done=others")
+}
+
+// deviceName words a User-Agent as people know their devices: "Chrome on
+// Linux", "Safari on iOS", "Firefox" when the system is not named, "a
+// browser on Windows" for one the parser does not know; "" when it knows
+// neither (the page then says unknown, and shows the raw string beside).
+func (p *pages) deviceName(ua string) string {
+	if ua == "" {
+		return ""
+	}
+	a := p.agents.Parse(ua)
+	browser, os := string(a.Browser()), string(a.OS())
+	switch os {
+	case "MacOS":
+		os = "macOS"
+	}
+	switch {
+	case browser != "" && os != "":
+		return browser + " on " + os
+	case browser != "":
+		return browser
+	case os != "":
+		return "A browser on " + os
+	}
+	return ""
 }
