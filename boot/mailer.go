@@ -100,5 +100,23 @@ func (s *SMTPSender) Send(ctx context.Context, e models.Email) error {
 		// Accepted by the server; only QUIT/close failed. Sending again would duplicate it.
 		return nil
 	}
+	return classifySMTP(err)
+}
+
+// classifySMTP marks a 5xx reply to RCPT TO or DATA (the recipient or the
+// message refused) as permanent (models.PermanentMailError): the outbox
+// dead-letters it at once. Everything else is left temporary and retried:
+// 4xx replies, network errors and timeouts, and a 5xx to MAIL FROM or to
+// authentication, which is the server's configuration (fixed, every
+// message goes out again) rather than this message's fault.
+func classifySMTP(err error) error {
+	var se *gomail.SendError
+	if err == nil || !errors.As(err, &se) || se.IsTemp() || se.ErrorCode() < 500 || se.ErrorCode() > 599 {
+		return err
+	}
+	switch se.Reason {
+	case gomail.ErrSMTPRcptTo, gomail.ErrSMTPData, gomail.ErrSMTPDataClose:
+		return &models.PermanentMailError{Err: err}
+	}
 	return err
 }

@@ -196,7 +196,8 @@ func (w *OutboxWorker) deliver(ctx context.Context, e models.Email) {
 	}
 	logErr := redactAddresses(f.LastError)
 	if f.Dead {
-		w.log.Error("mail dead: giving up", "id", e.ID, "kind", e.Kind, "attempts", f.Attempts, "last_error", logErr)
+		w.log.Error("mail dead: giving up", "id", e.ID, "kind", e.Kind, "attempts", f.Attempts,
+			"permanent", models.IsPermanentMailError(err), "last_error", logErr)
 		w.log.Debug("mail dead for", "id", e.ID, "to", e.To)
 		return
 	}

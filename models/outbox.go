@@ -206,7 +206,8 @@ type Failure struct {
 
 // MarkFailed records a failed attempt: attempts+1, the error (truncated, with
 // anything shaped like a token redacted) and the next attempt after an
-// exponential backoff with jitter. After MaxAttempts failures the message is
+// exponential backoff with jitter. A permanent failure (PermanentMailError)
+// is dead at the first attempt. After MaxAttempts failures the message is
 // dead: it is never tried again unless an operator retries it (RetryDead),
 // so it keeps its bodies. A link in them holds no more than it did while
 // the message was pending: it expires on its own (ResetTTL, VerifyTTL), and
@@ -227,7 +228,7 @@ func (o *Outbox) MarkFailed(ctx context.Context, id int64, cause error) (Failure
 			return err
 		}
 		f.Attempts++
-		if f.Attempts >= o.cfg.MaxAttempts {
+		if f.Attempts >= o.cfg.MaxAttempts || IsPermanentMailError(cause) { // a 5xx: dead at once
 			f.Dead = true
 			_, err := tx.Exec(ctx, `UPDATE outbox SET attempts = ?, last_error = ?, dead_at = ?, claimed_until = NULL WHERE id = ?`,
 				f.Attempts, f.LastError, ms(now), id)

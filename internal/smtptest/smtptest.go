@@ -54,6 +54,7 @@ type Server struct {
 	unread  int           // index of the first message Next and WaitFor have not returned
 	arrived chan struct{} // closed (and replaced) when a message is recorded
 	onData  func(Message)
+	refuse  func(stage, rcpt string) int // Refuse's hook
 }
 
 // Start serves a recorder on a free loopback port until the test ends.
@@ -108,6 +109,33 @@ func (s *Server) OnData(hook func(Message)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.onData = hook
+}
+
+// Refuse sets a hook asked at RCPT TO (stage "RCPT", with the recipient)
+// and at the end of DATA (stage "DATA", with the first recipient): a
+// return of 400–599 answers with that code (and an enhanced code of the
+// same class) instead of accepting, and a message refused in DATA is not
+// recorded; 0 accepts. nil removes the hook.
+func (s *Server) Refuse(hook func(stage, rcpt string) int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = hook
+}
+
+// refusal is the SMTP error Refuse's hook asks for at stage, or nil.
+func (s *Server) refusal(stage, rcpt string) error {
+	s.mu.Lock()
+	hook := s.refuse
+	s.mu.Unlock()
+	if hook == nil {
+		return nil
+	}
+	code := hook(stage, rcpt)
+	if code < 400 || code > 599 {
+		return nil
+	}
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 1, 1},
+		Message: fmt.Sprintf("refused by smtptest at %s", stage)}
 }
 
 // Next returns the next message not yet returned, waiting up to within for
@@ -215,14 +243,27 @@ type session struct {
 	to []string
 }
 
-func (x *session) Mail(string, *smtp.MailOptions) error      { return nil }
-func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error { x.to = append(x.to, to); return nil }
-func (x *session) Reset()                                    { x.to = nil }
-func (x *session) Logout() error                             { return nil }
+func (x *session) Mail(string, *smtp.MailOptions) error { return nil }
+func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := x.s.refusal("RCPT", to); err != nil {
+		return err
+	}
+	x.to = append(x.to, to)
+	return nil
+}
+func (x *session) Reset()        { x.to = nil }
+func (x *session) Logout() error { return nil }
 
 func (x *session) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {
+		return err
+	}
+	first := ""
+	if len(x.to) > 0 {
+		first = x.to[0]
+	}
+	if err := x.s.refusal("DATA", first); err != nil {
 		return err
 	}
 	m, err := parse(raw)
