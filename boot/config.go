@@ -47,6 +47,7 @@ type Config struct {
 	ResetTTL            int64  // LATCHKEY_RESET_TTL, seconds
 	VerifyTTL           int64  // LATCHKEY_VERIFY_TTL, seconds
 	ReauthAfter         int64  // LATCHKEY_REAUTH_AFTER, seconds: how long a sign-in counts as recent for sensitive changes
+	SessionIdleTimeout  int64  // LATCHKEY_SESSION_IDLE_TIMEOUT, seconds; 0 (the default): sessions never idle out
 	AllowEternalTokens  bool   // LATCHKEY_ALLOW_ETERNAL_TOKENS
 	CompatEmailNotFound bool   // LATCHKEY_COMPAT_EMAIL_NOT_FOUND
 
@@ -142,6 +143,7 @@ func settings(c *Config) []setting {
 		{"reset-ttl", "LATCHKEY_RESET_TTL", "password-reset link lifetime, seconds", seconds(&c.ResetTTL, 60)},
 		{"verify-ttl", "LATCHKEY_VERIFY_TTL", "email confirmation link lifetime, seconds", seconds(&c.VerifyTTL, 60)},
 		{"reauth-after", "LATCHKEY_REAUTH_AFTER", "how long a sign-in lets an account without a password make sensitive changes (change the email, delete the account) before it must confirm again, seconds", seconds(&c.ReauthAfter, 60)},
+		{"session-idle-timeout", "LATCHKEY_SESSION_IDLE_TIMEOUT", "end a session (pages and API) unused for longer than this, seconds (up to a minute later: last use is recorded once a minute); 0: never (LoopBack)", seconds(&c.SessionIdleTimeout, 0)},
 		{"allow-eternal-tokens", "LATCHKEY_ALLOW_ETERNAL_TOKENS", "accept ttl -1 (tokens that never expire)", boolean(&c.AllowEternalTokens)},
 		{"compat-email-not-found", "LATCHKEY_COMPAT_EMAIL_NOT_FOUND", "reset for an unknown email answers 404 as LoopBack (reveals accounts)", boolean(&c.CompatEmailNotFound)},
 		{"secret-key", "LATCHKEY_SECRET_KEY", "the server's secret key (at least 32 characters, the same on every replica; better in the environment than on the command line); empty: a random one kept in the database", checked(&c.SecretKey, secretKey)},

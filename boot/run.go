@@ -152,6 +152,8 @@ func accountRules(cfg Config, now func() time.Time, cacheSize int) models.Config
 		Now:       now,
 		CacheSize: cacheSize,
 		SecretKey: []byte(cfg.SecretKey),
+		// SECURITY S5; 0 is off.
+		IdleTimeout: time.Duration(cfg.SessionIdleTimeout) * time.Second,
 	}
 }
 

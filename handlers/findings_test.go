@@ -15,6 +15,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -299,4 +300,92 @@ func TestSessionsPageNamesDevices(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("sessions shown: %v", got)
 	}
+}
+
+// TestS5IdleTimeout: with LATCHKEY_SESSION_IDLE_TIMEOUT (here 30 minutes)
+// a session unused for longer is refused — 401 on the API, signed out on
+// the pages — and deleted; one in use lives on, also when its last use
+// fell between two writes of last_used (TouchEvery, 1 minute); with the
+// timeout off (the default) a token lives its whole ttl however idle.
+func TestS5IdleTimeout(t *testing.T) {
+	t.Parallel()
+	idle := func(m *models.Config, _ *handlers.Options) { m.IdleTimeout = 30 * time.Minute }
+	get := func(env *testEnv, id int64, tok string) int {
+		t.Helper()
+		return env.do("GET", fmt.Sprintf("/api/users/%d", id), "", "Authorization: "+tok).status
+	}
+	gone := func(env *testEnv, tok string) bool {
+		d := models.Digest(tok)
+		var n int
+		if err := env.db.QueryRow(context.Background(), `SELECT count(*) FROM access_tokens WHERE digest = ?`, d[:]).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	}
+
+	t.Run("API", func(t *testing.T) {
+		env := newEnv(t, idle)
+		id := env.signup("eve@example.com", "correct horse")
+		tok := env.login("eve@example.com", "correct horse")
+		env.clock.Advance(29 * time.Minute)
+		if s := get(env, id, tok); s != 200 {
+			t.Fatalf("after 29 idle minutes: %d", s)
+		}
+		// Used again 50 s later: within TouchEvery, so last_used stays at
+		// the 29-minute mark; 30 minutes after this use the session must
+		// still work although the stored last use is 30 m 50 s old.
+		env.clock.Advance(50 * time.Second)
+		if s := get(env, id, tok); s != 200 {
+			t.Fatalf("in use: %d", s)
+		}
+		env.clock.Advance(30*time.Minute - time.Second)
+		if s := get(env, id, tok); s != 200 {
+			t.Fatalf("used 30 min - 1 s ago: %d", s)
+		}
+		env.clock.Advance(31*time.Minute + time.Second)
+		if s := get(env, id, tok); s != 401 {
+			t.Fatalf("idle 31 min: %d", s)
+		}
+		if !gone(env, tok) {
+			t.Error("the idle token is still stored")
+		}
+		var n int
+		if err := env.db.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE kind = 'session.idle' AND user_id = ?`, id).Scan(&n); err != nil || n != 1 {
+			t.Errorf("session.idle audit rows: %d, %v", n, err)
+		}
+	})
+
+	t.Run("pages", func(t *testing.T) {
+		env := newEnv(t, idle)
+		env.signup("eve@example.com", "correct horse")
+		b := newBrowser(t, env, "http://localhost:3000")
+		b.submit(b.get("/login"), `form[action="/login"]`, url.Values{"email": {"eve@example.com"}, "password": {"correct horse"}}).redirects("/")
+		tok := b.cookie("latchkey_session")
+		env.clock.Advance(25 * time.Minute)
+		if signedInAs(t, b) != "eve@example.com" {
+			t.Fatal("signed out after 25 minutes")
+		}
+		env.clock.Advance(32 * time.Minute)
+		h := b.get("/")
+		h.is(200, "page-login")
+		if h.testid("login-form").Length() != 1 {
+			t.Fatal("still signed in after 32 idle minutes")
+		}
+		if ck := h.setCookie("latchkey_session"); ck == nil || ck.MaxAge >= 0 {
+			t.Error("the idle session's cookie was not dropped")
+		}
+		if !gone(env, tok) {
+			t.Error("the idle token is still stored")
+		}
+	})
+
+	t.Run("off by default", func(t *testing.T) {
+		env := newEnv(t)
+		id := env.signup("eve@example.com", "correct horse")
+		tok := env.login("eve@example.com", "correct horse")
+		env.clock.Advance(13 * 24 * time.Hour)
+		if s := get(env, id, tok); s != 200 {
+			t.Fatalf("a 13-day idle token without the timeout: %d", s)
+		}
+	})
 }

@@ -180,11 +180,43 @@ func (s *Users) Authenticate(ctx context.Context, raw string, scope string) (*Se
 	if sess.User.Disabled {
 		return nil, nil
 	}
+	if s.idleExpired(tok, now) {
+		s.endIdle(ctx, sess, now)
+		return nil, nil
+	}
 	tok.ID = raw
 	if now.Sub(tok.LastUsed) >= s.cfg.TouchEvery {
 		s.touch(ctx, tok.Digest, now)
 	}
 	return sess, nil
+}
+
+// idleExpired reports whether a session has been unused for longer than
+// Config.IdleTimeout at now. LastUsed is written at most every TouchEvery
+// (touch), so a use up to TouchEvery after it may not show: the session
+// ends only when even that use would be IdleTimeout ago. An idle session
+// thus ends between IdleTimeout and IdleTimeout+TouchEvery after its last
+// use, and a session in use never ends early.
+func (s *Users) idleExpired(tok *AccessToken, now time.Time) bool {
+	return s.cfg.IdleTimeout > 0 && tok.Scopes == ScopeSession && !tok.LastUsed.IsZero() &&
+		now.Sub(tok.LastUsed) > s.cfg.IdleTimeout+s.cfg.TouchEvery
+}
+
+// endIdle deletes a session that idled out (at once on every replica, as a
+// logout) and audits it as session.idle; a failure to delete leaves the
+// session refused all the same, and it is tried again at its next use.
+func (s *Users) endIdle(ctx context.Context, sess *Session, now time.Time) {
+	_ = s.db.Write(ctx, now, func(tx *Tx) error {
+		tx.dropToken(sess.Token.Digest)
+		res, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE digest = ?`, sess.Token.Digest[:])
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return tx.Audit(ctx, "session.idle", sess.Token.UserID, ClientMeta{}, "")
+	})
 }
 
 // touch records when a token was last used, at most once per TouchEvery per

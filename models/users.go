@@ -42,6 +42,12 @@ type Config struct {
 	// same one. Empty: a random key kept in the database (server_secrets),
 	// made on first use.
 	SecretKey []byte
+	// IdleTimeout ends a session (ScopeSession) unused for longer
+	// (SECURITY S5); 0, the default, never does (LoopBack). last_used is
+	// written at most every TouchEvery, so a session ends between
+	// IdleTimeout and IdleTimeout+TouchEvery after its last use, never
+	// sooner (idleExpired).
+	IdleTimeout time.Duration
 }
 
 // Users is the account service: the LoopBack User and AccessToken methods
