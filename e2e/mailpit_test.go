@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/testkit"
+	"github.com/latchkey/latchkey/internal/webtest"
 )
 
 // mailpitEnv returns the Mailpit SMTP address and API URL, skipping (or,
@@ -277,5 +278,62 @@ func TestMailpitResetJourney(t *testing.T) {
 	s.stop(t)
 	if out := s.out.String(); strings.Contains(out, token) || strings.Contains(out, newPw) || strings.Contains(out, oldPw) {
 		t.Fatalf("a secret is in the server's log:\n%s", out)
+	}
+}
+
+// TestMailpitEmailChangeJourney: the account page's address change through
+// a real mail server (SECURITY R10, L8): the link goes to the new address,
+// the old one is told with a way to cancel and no secret of the account,
+// the login keeps the old address until the link is used, and then the
+// new one logs in and the old address is told it happened.
+func TestMailpitEmailChangeJourney(t *testing.T) {
+	smtpHost, smtpPort, api := mailpitEnv(t)
+	s := startServer(t, map[string]string{
+		"LATCHKEY_DB":        filepath.Join(t.TempDir(), "latchkey.db"),
+		"LATCHKEY_SMTP_HOST": smtpHost,
+		"LATCHKEY_SMTP_PORT": smtpPort,
+		"LATCHKEY_SMTP_TLS":  "none",
+	})
+	stamp := time.Now().UnixNano()
+	oldAddr, newAddr := fmt.Sprintf("e2e-old-%d@example.com", stamp), fmt.Sprintf("e2e-new-%d@example.com", stamp)
+	const pw = "e2e-change-password"
+	if st, body := call(t, "POST", s.base+"/api/users", fmt.Sprintf(`{"email":%q,"password":%q}`, oldAddr, pw)); st != 200 {
+		t.Fatalf("signup: %d %s", st, body)
+	}
+	b := webtest.New(t, s.base)
+	b.Submit(b.Get("/login").Is(200, "page-login"), `form[action="/login"]`, url.Values{"email": {oldAddr}, "password": {pw}}).Redirects("/")
+	acct := b.Get("/account").Is(200, "page-account")
+	b.Submit(acct, `form[data-testid="email-form"]`, url.Values{"newEmail": {newAddr}, "emailPassword": {pw}})
+
+	confirm := waitMail(t, api, newAddr, "Confirm your new email address", 15*time.Second)
+	notice := waitMail(t, api, oldAddr, "A change of your email address was requested", 15*time.Second)
+	linkRE := regexp.MustCompile(regexp.QuoteMeta(s.base) + `/account/email/(confirm|cancel)\?token=[A-Za-z0-9_-]+`)
+	confirmLink := linkRE.FindString(confirm.Text)
+	if confirmLink == "" || !strings.Contains(confirmLink, "/confirm?") {
+		t.Fatalf("no confirm link in the mail to the new address:\n%s", confirm.Text)
+	}
+	cancelLink := linkRE.FindString(notice.Text)
+	if !strings.Contains(cancelLink, "/cancel?") || strings.Contains(notice.Text, pw) || strings.Contains(notice.Text, "/confirm?") {
+		t.Fatalf("the old address's notice: want a cancel link and no secret:\n%s", notice.Text)
+	}
+	// Until the link is used, the old address logs in and the new one does not.
+	if st, _ := call(t, "POST", s.base+"/api/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, newAddr, pw)); st != 401 {
+		t.Fatalf("the new address logged in before confirming: %d", st)
+	}
+	if st, _ := call(t, "POST", s.base+"/api/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, oldAddr, pw)); st != 200 {
+		t.Fatalf("the old address no longer logs in before confirming: %d", st)
+	}
+	// Opening the link only shows a page (mail scanners open links); its button confirms.
+	page := b.Get(strings.TrimPrefix(confirmLink, s.base)).Is(200, "page-email-change")
+	b.Submit(page, `form[action="/account/email/confirm"]`, nil)
+	if st, _ := call(t, "POST", s.base+"/api/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, newAddr, pw)); st != 200 {
+		t.Fatalf("the new address after confirming: %d", st)
+	}
+	if st, _ := call(t, "POST", s.base+"/api/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, oldAddr, pw)); st != 401 {
+		t.Fatalf("the old address still logs in after the change: %d", st)
+	}
+	done := waitMail(t, api, oldAddr, "Your email address was changed", 15*time.Second)
+	if !strings.Contains(done.Text, newAddr) || strings.Contains(done.Text, "token=") {
+		t.Fatalf("the change notice:\n%s", done.Text)
 	}
 }
