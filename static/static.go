@@ -30,6 +30,14 @@ var types = map[string]string{
 	".svg": "image/svg+xml",
 	".ico": "image/x-icon",
 	".js":  "text/javascript; charset=utf-8",
+	".png": "image/png",
+}
+
+// File is a file served beside the embedded ones, made at start-up: the
+// brand's logo and stylesheet (boot).
+type File struct {
+	Name string // "logo.png", "brand.css"
+	Body []byte
 }
 
 // gzipMin is the smallest file worth compressing: below about 1 KiB the
@@ -60,8 +68,9 @@ type asset struct {
 	gzETag string
 }
 
-// Load reads the embedded files and computes their versioned names.
-func Load() (*Assets, error) {
+// Load reads the embedded files, adds extra (which replace an embedded
+// file of the same name) and computes their versioned names.
+func Load(extra ...File) (*Assets, error) {
 	a := &Assets{byName: map[string]asset{}, byHashed: map[string]asset{}}
 	entries, err := fs.ReadDir(files, ".")
 	if err != nil {
@@ -75,29 +84,45 @@ func Load() (*Assets, error) {
 		if err != nil {
 			return nil, err
 		}
-		sum := sha256.Sum256(body)
-		h := hex.EncodeToString(sum[:5])
-		ext := path.Ext(e.Name())
-		ct, ok := types[ext]
-		if !ok {
-			ct = "application/octet-stream"
+		if err := a.add(e.Name(), body); err != nil {
+			return nil, err
 		}
-		x := asset{name: e.Name(), hashed: strings.TrimSuffix(e.Name(), ext) + "." + h + ext, body: body,
-			etag: `"` + h + `"`, ctype: ct}
-		if (ext == ".css" || ext == ".svg") && len(body) > gzipMin {
-			gz, err := gzipBytes(body)
-			if err != nil {
-				return nil, err
-			}
-			if len(gz) < len(body) {
-				// A representation of its own, so its own ETag (RFC 9110 §8.8.3).
-				x.gz, x.gzETag = gz, `"`+h+`-gz"`
-			}
+	}
+	for _, f := range extra {
+		if old, ok := a.byName[f.Name]; ok {
+			delete(a.byHashed, old.hashed)
 		}
-		a.byName[x.name] = x
-		a.byHashed[x.hashed] = x
+		if err := a.add(f.Name, f.Body); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
+}
+
+// add serves body as name and under its versioned name.
+func (a *Assets) add(name string, body []byte) error {
+	sum := sha256.Sum256(body)
+	h := hex.EncodeToString(sum[:5])
+	ext := path.Ext(name)
+	ct, ok := types[ext]
+	if !ok {
+		ct = "application/octet-stream"
+	}
+	x := asset{name: name, hashed: strings.TrimSuffix(name, ext) + "." + h + ext, body: body,
+		etag: `"` + h + `"`, ctype: ct}
+	if (ext == ".css" || ext == ".svg") && len(body) > gzipMin {
+		gz, err := gzipBytes(body)
+		if err != nil {
+			return err
+		}
+		if len(gz) < len(body) {
+			// A representation of its own, so its own ETag (RFC 9110 §8.8.3).
+			x.gz, x.gzETag = gz, `"`+h+`-gz"`
+		}
+	}
+	a.byName[x.name] = x
+	a.byHashed[x.hashed] = x
+	return nil
 }
 
 // MustLoad is Load for start-up code; the files are compiled in, so an error

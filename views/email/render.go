@@ -13,7 +13,29 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
+
+	"github.com/latchkey/latchkey/views"
 )
+
+// Renderer renders the mail for one app: its Brand (the zero Brand is
+// Latchkey's) and the operator's templates (LATCHKEY_MAIL_TEMPLATES; nil:
+// none). The zero Renderer renders Latchkey's own mail.
+type Renderer struct {
+	Brand     views.Brand
+	Templates *Templates
+}
+
+// name is the app's name in the mail.
+func (r Renderer) name() string { return r.Brand.AppName() }
+
+// buttonStyle is the inline style of a mail's button, in the brand's colour.
+func buttonStyle(b views.Brand) templ.SafeCSS {
+	bg := "#1c1917"
+	if b.Color != "" {
+		bg = b.Color
+	}
+	return templ.SafeCSS("display:inline-block;background:" + bg + ";color:#ffffff;text-decoration:none;padding:12px 20px;border-radius:6px;")
+}
 
 // Subjects. VerifySubject is LoopBack's (verifyOptions default).
 const (
@@ -69,25 +91,30 @@ func (d MethodChangedData) subject() string {
 	return MethodRemovedSubject
 }
 
-func (d MethodChangedData) sentence() string {
+func (d MethodChangedData) sentence(app string) string {
 	if d.Linked {
-		return fmt.Sprintf("%s was added as a way to sign in to the Latchkey account for %s on %s%s.", d.Provider, d.Email, when(d.When), fromIP(d.IP))
+		return fmt.Sprintf("%s was added as a way to sign in to the %s account for %s on %s%s.", d.Provider, app, d.Email, when(d.When), fromIP(d.IP))
 	}
-	return fmt.Sprintf("%s was removed from the ways to sign in to the Latchkey account for %s on %s%s.", d.Provider, d.Email, when(d.When), fromIP(d.IP))
+	return fmt.Sprintf("%s was removed from the ways to sign in to the %s account for %s on %s%s.", d.Provider, app, d.Email, when(d.When), fromIP(d.IP))
 }
 
 // RenderMethodChanged renders the notice of a linked or unlinked provider.
 func RenderMethodChanged(ctx context.Context, d MethodChangedData) (Message, error) {
-	h, err := render(ctx, MethodChangedHTML(d))
+	return Renderer{}.MethodChanged(ctx, d)
+}
+
+// MethodChanged renders the method-changed mail.
+func (r Renderer) MethodChanged(ctx context.Context, d MethodChangedData) (Message, error) {
+	h, err := render(ctx, MethodChangedHTML(r.Brand, d))
 	if err != nil {
 		return Message{}, err
 	}
 	var t strings.Builder
-	t.WriteString(d.sentence() + "\n\n")
+	t.WriteString(d.sentence(r.name()) + "\n\n")
 	t.WriteString("If this was you, there is nothing to do.\n\n")
 	fmt.Fprintf(&t, "If this wasn't you, someone used your account: open it, remove what you don't recognise and reset your password:\n\n%s\n", d.AccountLink)
-	t.WriteString(footer)
-	return Message{Subject: d.subject(), HTML: h, Text: t.String()}, nil
+	t.WriteString(footer(r.name()))
+	return r.override(d, Message{Subject: d.subject(), HTML: h, Text: t.String()})
 }
 
 // VerifyData fills the confirmation email.
@@ -112,62 +139,84 @@ func render(ctx context.Context, c templ.Component) (string, error) {
 
 // RenderReset renders the password-reset email.
 func RenderReset(ctx context.Context, d ResetData) (Message, error) {
-	h, err := render(ctx, ResetHTML(d))
+	return Renderer{}.Reset(ctx, d)
+}
+
+// Reset renders the reset mail.
+func (r Renderer) Reset(ctx context.Context, d ResetData) (Message, error) {
+	h, err := render(ctx, ResetHTML(r.Brand, d))
 	if err != nil {
 		return Message{}, err
 	}
 	var t strings.Builder
-	fmt.Fprintf(&t, "Someone (hopefully you) asked to reset the password of the Latchkey account for %s.\n\n", d.Email)
+	fmt.Fprintf(&t, "Someone (hopefully you) asked to reset the password of the %s account for %s.\n\n", r.name(), d.Email)
 	fmt.Fprintf(&t, "To choose a new password, open this link within %s:\n\n%s\n\n", minutes(d.Minutes), d.Link)
 	t.WriteString("The link works once. If you did not ask for a reset, ignore this email: your password stays as it is.\n")
-	t.WriteString(footer)
-	return Message{Subject: ResetSubject, HTML: h, Text: t.String()}, nil
+	t.WriteString(footer(r.name()))
+	return r.override(d, Message{Subject: ResetSubject, HTML: h, Text: t.String()})
 }
 
 // RenderPasswordChanged renders the notice sent after a change or reset.
 func RenderPasswordChanged(ctx context.Context, d PasswordChangedData) (Message, error) {
-	h, err := render(ctx, PasswordChangedHTML(d))
+	return Renderer{}.PasswordChanged(ctx, d)
+}
+
+// PasswordChanged renders the password-changed mail.
+func (r Renderer) PasswordChanged(ctx context.Context, d PasswordChangedData) (Message, error) {
+	h, err := render(ctx, PasswordChangedHTML(r.Brand, d))
 	if err != nil {
 		return Message{}, err
 	}
 	var t strings.Builder
-	fmt.Fprintf(&t, "The password of the Latchkey account for %s was %s on %s%s.\n\n", d.Email, reasonText(d.Reason), when(d.When), fromIP(d.IP))
+	fmt.Fprintf(&t, "The password of the %s account for %s was %s on %s%s.\n\n", r.name(), d.Email, reasonText(d.Reason), when(d.When), fromIP(d.IP))
 	fmt.Fprintf(&t, "All sessions of the account were signed out%s.\n\n", keptText(d.Reason))
 	t.WriteString("If this was you, there is nothing to do.\n\n")
 	fmt.Fprintf(&t, "If this wasn't you, reset your password now:\n\n%s\n", d.RequestResetLink)
-	t.WriteString(footer)
-	return Message{Subject: PasswordChangedSubject, HTML: h, Text: t.String()}, nil
+	t.WriteString(footer(r.name()))
+	return r.override(d, Message{Subject: PasswordChangedSubject, HTML: h, Text: t.String()})
 }
 
 // RenderVerify renders the confirmation email.
 func RenderVerify(ctx context.Context, d VerifyData) (Message, error) {
-	h, err := render(ctx, VerifyHTML(d))
+	return Renderer{}.Verify(ctx, d)
+}
+
+// Verify renders the verify mail.
+func (r Renderer) Verify(ctx context.Context, d VerifyData) (Message, error) {
+	h, err := render(ctx, VerifyHTML(r.Brand, d))
 	if err != nil {
 		return Message{}, err
 	}
 	var t strings.Builder
 	fmt.Fprintf(&t, "Please confirm that %s is your email address by opening this link within %s:\n\n%s\n\n", d.Email, hours(d.Hours), d.Link)
-	t.WriteString("If you did not create a Latchkey account, ignore this email.\n")
-	t.WriteString(footer)
-	return Message{Subject: VerifySubject, HTML: h, Text: t.String()}, nil
+	fmt.Fprintf(&t, "If you did not create a %s account, ignore this email.\n", r.name())
+	t.WriteString(footer(r.name()))
+	return r.override(d, Message{Subject: VerifySubject, HTML: h, Text: t.String()})
 }
 
 // RenderEmailChanged renders the notice to the old address.
 func RenderEmailChanged(ctx context.Context, d EmailChangedData) (Message, error) {
-	h, err := render(ctx, EmailChangedHTML(d))
+	return Renderer{}.EmailChanged(ctx, d)
+}
+
+// EmailChanged renders the email-changed mail.
+func (r Renderer) EmailChanged(ctx context.Context, d EmailChangedData) (Message, error) {
+	h, err := render(ctx, EmailChangedHTML(r.Brand, d))
 	if err != nil {
 		return Message{}, err
 	}
 	var t strings.Builder
-	fmt.Fprintf(&t, "The email address of the Latchkey account for %s was changed to %s on %s%s.\n\n", d.OldEmail, d.NewEmail, when(d.When), fromIP(d.IP))
+	fmt.Fprintf(&t, "The email address of the %s account for %s was changed to %s on %s%s.\n\n", r.name(), d.OldEmail, d.NewEmail, when(d.When), fromIP(d.IP))
 	t.WriteString("Mail about the account, including password-reset links, now goes to the new address, and its other sessions were signed out.\n\n")
 	t.WriteString("If this was you, there is nothing to do.\n\n")
 	t.WriteString("If this wasn't you, someone used your account: contact the site's administrator at once.\n")
-	t.WriteString(footer)
-	return Message{Subject: EmailChangedSubject, HTML: h, Text: t.String()}, nil
+	t.WriteString(footer(r.name()))
+	return r.override(d, Message{Subject: EmailChangedSubject, HTML: h, Text: t.String()})
 }
 
-const footer = "\n-- \nThis message was sent automatically by Latchkey. Please do not reply.\n"
+func footer(app string) string {
+	return "\n-- \nThis message was sent automatically by " + app + ". Please do not reply.\n"
+}
 
 func minutes(n int64) string {
 	if n == 1 {
@@ -229,9 +278,9 @@ type EmailChangeRequestedData struct {
 	CancelLink         string // BASE_URL/account/email/cancel?token=T: it can only cancel the change
 }
 
-func (d EmailChangeRequestedData) sentence() string {
-	return fmt.Sprintf("Someone asked on %s%s to change the email address of the Latchkey account for %s to %s.",
-		when(d.When), fromIP(d.IP), d.OldEmail, d.NewEmail)
+func (d EmailChangeRequestedData) sentence(app string) string {
+	return fmt.Sprintf("Someone asked on %s%s to change the email address of the %s account for %s to %s.",
+		when(d.When), fromIP(d.IP), app, d.OldEmail, d.NewEmail)
 }
 
 // AccountDeletedData fills the goodbye notice.
@@ -241,49 +290,64 @@ type AccountDeletedData struct {
 	IP    string
 }
 
-func (d AccountDeletedData) sentence() string {
-	return fmt.Sprintf("The Latchkey account for %s was deleted on %s%s.", d.Email, when(d.When), fromIP(d.IP))
+func (d AccountDeletedData) sentence(app string) string {
+	return fmt.Sprintf("The %s account for %s was deleted on %s%s.", app, d.Email, when(d.When), fromIP(d.IP))
 }
 
 // RenderEmailChangeConfirm renders the confirmation link for a new address.
 func RenderEmailChangeConfirm(ctx context.Context, d EmailChangeConfirmData) (Message, error) {
-	h, err := render(ctx, EmailChangeConfirmHTML(d))
+	return Renderer{}.EmailChangeConfirm(ctx, d)
+}
+
+// EmailChangeConfirm renders the email-change-confirm mail.
+func (r Renderer) EmailChangeConfirm(ctx context.Context, d EmailChangeConfirmData) (Message, error) {
+	h, err := render(ctx, EmailChangeConfirmHTML(r.Brand, d))
 	if err != nil {
 		return Message{}, err
 	}
 	var t strings.Builder
-	fmt.Fprintf(&t, "Someone (hopefully you) asked to use %s as the email address of their Latchkey account.\n\n", d.NewEmail)
+	fmt.Fprintf(&t, "Someone (hopefully you) asked to use %s as the email address of their %s account.\n\n", d.NewEmail, r.name())
 	fmt.Fprintf(&t, "To confirm it, open this link within %s:\n\n%s\n\n", hours(d.Hours), d.Link)
 	t.WriteString("The link works once. Until it is used, the account keeps its old address. If you did not ask for this, ignore this email.\n")
-	t.WriteString(footer)
-	return Message{Subject: EmailChangeConfirmSubject, HTML: h, Text: t.String()}, nil
+	t.WriteString(footer(r.name()))
+	return r.override(d, Message{Subject: EmailChangeConfirmSubject, HTML: h, Text: t.String()})
 }
 
 // RenderEmailChangeRequested renders the notice to the old address.
 func RenderEmailChangeRequested(ctx context.Context, d EmailChangeRequestedData) (Message, error) {
-	h, err := render(ctx, EmailChangeRequestedHTML(d))
+	return Renderer{}.EmailChangeRequested(ctx, d)
+}
+
+// EmailChangeRequested renders the email-change-requested mail.
+func (r Renderer) EmailChangeRequested(ctx context.Context, d EmailChangeRequestedData) (Message, error) {
+	h, err := render(ctx, EmailChangeRequestedHTML(r.Brand, d))
 	if err != nil {
 		return Message{}, err
 	}
 	var t strings.Builder
-	t.WriteString(d.sentence() + "\n\n")
+	t.WriteString(d.sentence(r.name()) + "\n\n")
 	fmt.Fprintf(&t, "Nothing changes until the link sent to the new address is used (within %s). Until then, the account keeps this address.\n\n", hours(d.Hours))
 	t.WriteString("If this was you, there is nothing to do.\n\n")
 	fmt.Fprintf(&t, "If this wasn't you, cancel the change now, then change your password: someone knows it.\n\n%s\n", d.CancelLink)
-	t.WriteString(footer)
-	return Message{Subject: EmailChangeRequestedSubject, HTML: h, Text: t.String()}, nil
+	t.WriteString(footer(r.name()))
+	return r.override(d, Message{Subject: EmailChangeRequestedSubject, HTML: h, Text: t.String()})
 }
 
 // RenderAccountDeleted renders the goodbye notice.
 func RenderAccountDeleted(ctx context.Context, d AccountDeletedData) (Message, error) {
-	h, err := render(ctx, AccountDeletedHTML(d))
+	return Renderer{}.AccountDeleted(ctx, d)
+}
+
+// AccountDeleted renders the account-deleted mail.
+func (r Renderer) AccountDeleted(ctx context.Context, d AccountDeletedData) (Message, error) {
+	h, err := render(ctx, AccountDeletedHTML(r.Brand, d))
 	if err != nil {
 		return Message{}, err
 	}
 	var t strings.Builder
-	t.WriteString(d.sentence() + "\n\n")
+	t.WriteString(d.sentence(r.name()) + "\n\n")
 	t.WriteString("Its sessions were signed out and its data deleted. If this was you, there is nothing to do: goodbye, and thank you.\n\n")
 	t.WriteString("If this wasn't you, someone used your account: contact the site's administrator at once.\n")
-	t.WriteString(footer)
-	return Message{Subject: AccountDeletedSubject, HTML: h, Text: t.String()}, nil
+	t.WriteString(footer(r.name()))
+	return r.override(d, Message{Subject: AccountDeletedSubject, HTML: h, Text: t.String()})
 }
