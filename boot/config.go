@@ -36,6 +36,7 @@ type Config struct {
 
 	SMTP    SMTPConfig
 	Webhook WebhookConfig // LATCHKEY_WEBHOOK_…, LATCHKEY_RESET_DELIVERY (webhook.go)
+	Brand   BrandConfig   // LATCHKEY_APP_NAME, LATCHKEY_LOGO, LATCHKEY_BRAND_COLOR, LATCHKEY_MAIL_TEMPLATES (brand.go)
 
 	BcryptCost          int    // LATCHKEY_BCRYPT_COST
 	PasswordHash        string // LATCHKEY_PASSWORD_HASH: bcrypt or argon2id
@@ -99,6 +100,7 @@ func DefaultConfig() Config {
 		Limits:            models.DefaultLimitConfig(),
 		HashQueue:         64,
 		Webhook:           WebhookConfig{ResetDelivery: "mail"},
+		Brand:             BrandConfig{Name: "Latchkey"},
 	}
 }
 
@@ -151,7 +153,7 @@ func settings(c *Config) []setting {
 		{"trusted-proxies", "LATCHKEY_TRUSTED_PROXIES", "proxies whose X-Forwarded-For is believed, comma-separated CIDRs", list(&c.TrustedProxies, proxy)},
 		{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "how long in-flight requests may finish on shutdown (e.g. 10s)", checked(&c.ShutdownTimeout, positiveDuration)},
 		{"auth-cache", "LATCHKEY_AUTH_CACHE", "tokens (and as many users) kept in memory for authenticated requests; 0 turns the cache off", whole(&c.AuthCache, 0, 10_000_000)},
-	}, append(limitSettings(c), webhookSettings(c)...)...)
+	}, append(append(limitSettings(c), webhookSettings(c)...), brandSettings(c)...)...)
 }
 
 // LoadConfig reads args (without the program name) and the environment.

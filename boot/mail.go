@@ -30,7 +30,8 @@ const (
 	KindAccountDeleted     = "account-deleted"
 )
 
-// registerMail subscribes to the account events that send mail, as the
+// registerMail subscribes to the account events that send mail, rendered
+// by r (the brand and the operator's templates), as the
 // seed's boot script does with user.on('resetPasswordRequest', ...). Each
 // subscriber renders views/email and puts the message in the outbox inside
 // the event's transaction, so the token and its mail commit together or not
@@ -41,7 +42,7 @@ const (
 // request's Host header. With linksByWebhook (LATCHKEY_RESET_DELIVERY=webhook)
 // the reset and verification links are the host app's to mail
 // (registerWebhooks) and no mail of ours carries them.
-func registerMail(users *models.Users, baseURL string, labels map[string]string, linksByWebhook bool, notify func()) {
+func registerMail(users *models.Users, r email.Renderer, baseURL string, labels map[string]string, linksByWebhook bool, notify func()) {
 	baseURL = strings.TrimRight(baseURL, "/")
 	// enqueue puts a rendered mail in the outbox and wakes the worker.
 	enqueue := func(ctx context.Context, tx *models.Tx, kind, to string, m email.Message, renderErr error) error {
@@ -57,10 +58,10 @@ func registerMail(users *models.Users, baseURL string, labels map[string]string,
 		return nil
 	}
 	if !linksByWebhook {
-		registerLinkMail(users, baseURL, enqueue)
+		registerLinkMail(users, r, baseURL, enqueue)
 	}
 	users.OnPasswordChanged(func(ctx context.Context, tx *models.Tx, ev models.PasswordChanged) error {
-		m, err := email.RenderPasswordChanged(ctx, email.PasswordChangedData{
+		m, err := r.PasswordChanged(ctx, email.PasswordChangedData{
 			Email:            ev.User.Email,
 			When:             tx.Now(),
 			Reason:           ev.Reason,
@@ -70,13 +71,13 @@ func registerMail(users *models.Users, baseURL string, labels map[string]string,
 		return enqueue(ctx, tx, KindPasswordChanged, ev.User.Email, m, err)
 	})
 	users.OnEmailChanged(func(ctx context.Context, tx *models.Tx, ev models.EmailChanged) error {
-		m, err := email.RenderEmailChanged(ctx, email.EmailChangedData{
+		m, err := r.EmailChanged(ctx, email.EmailChangedData{
 			OldEmail: ev.OldEmail, NewEmail: ev.User.Email, When: tx.Now(), IP: ev.Meta.IP,
 		})
 		return enqueue(ctx, tx, KindEmailChanged, ev.OldEmail, m, err)
 	})
 	users.OnSignInMethodChanged(func(ctx context.Context, tx *models.Tx, ev models.SignInMethodChanged) error {
-		m, err := email.RenderMethodChanged(ctx, email.MethodChangedData{
+		m, err := r.MethodChanged(ctx, email.MethodChangedData{
 			Email: ev.User.Email, Provider: cmp.Or(labels[ev.Provider], ev.Provider), Linked: ev.Linked,
 			When: tx.Now(), IP: ev.Meta.IP, AccountLink: baseURL + "/",
 		})
@@ -84,7 +85,7 @@ func registerMail(users *models.Users, baseURL string, labels map[string]string,
 	})
 	users.OnEmailChangeRequested(func(ctx context.Context, tx *models.Tx, ev models.EmailChangeRequested) error {
 		hours := ceilDiv(int64(ev.Expires.Sub(tx.Now()).Seconds()), 3600)
-		m, err := email.RenderEmailChangeConfirm(ctx, email.EmailChangeConfirmData{
+		m, err := r.EmailChangeConfirm(ctx, email.EmailChangeConfirmData{
 			NewEmail: ev.NewEmail, Link: EmailChangeLink(baseURL, "confirm", ev.ConfirmToken), Hours: hours,
 		})
 		if err := enqueue(ctx, tx, KindEmailChangeConfirm, ev.NewEmail, m, err); err != nil {
@@ -93,23 +94,23 @@ func registerMail(users *models.Users, baseURL string, labels map[string]string,
 		if ev.CancelToken == "" {
 			return nil // the old address is a placeholder
 		}
-		n, err := email.RenderEmailChangeRequested(ctx, email.EmailChangeRequestedData{
+		n, err := r.EmailChangeRequested(ctx, email.EmailChangeRequestedData{
 			OldEmail: ev.User.Email, NewEmail: ev.NewEmail, When: tx.Now(), IP: ev.Meta.IP, Hours: hours,
 			CancelLink: EmailChangeLink(baseURL, "cancel", ev.CancelToken),
 		})
 		return enqueue(ctx, tx, KindEmailChangeNotice, ev.User.Email, n, err)
 	})
 	users.OnAccountDeleted(func(ctx context.Context, tx *models.Tx, ev models.AccountDeleted) error {
-		m, err := email.RenderAccountDeleted(ctx, email.AccountDeletedData{Email: ev.User.Email, When: tx.Now(), IP: ev.Meta.IP})
+		m, err := r.AccountDeleted(ctx, email.AccountDeletedData{Email: ev.User.Email, When: tx.Now(), IP: ev.Meta.IP})
 		return enqueue(ctx, tx, KindAccountDeleted, ev.User.Email, m, err)
 	})
 }
 
 // registerLinkMail subscribes the mail that carries a link: the reset and
 // the confirmation of an address.
-func registerLinkMail(users *models.Users, baseURL string, enqueue func(context.Context, *models.Tx, string, string, email.Message, error) error) {
+func registerLinkMail(users *models.Users, r email.Renderer, baseURL string, enqueue func(context.Context, *models.Tx, string, string, email.Message, error) error) {
 	users.OnResetPasswordRequest(func(ctx context.Context, tx *models.Tx, ev models.ResetPasswordRequest) error {
-		m, err := email.RenderReset(ctx, email.ResetData{
+		m, err := r.Reset(ctx, email.ResetData{
 			Email:   ev.Email,
 			Link:    ResetLink(baseURL, ev.AccessToken.ID),
 			Minutes: ceilDiv(ev.AccessToken.TTL, 60),
@@ -117,7 +118,7 @@ func registerLinkMail(users *models.Users, baseURL string, enqueue func(context.
 		return enqueue(ctx, tx, KindResetPassword, ev.Email, m, err)
 	})
 	users.OnVerifyEmailRequest(func(ctx context.Context, tx *models.Tx, ev models.VerifyEmailRequest) error {
-		m, err := email.RenderVerify(ctx, email.VerifyData{
+		m, err := r.Verify(ctx, email.VerifyData{
 			Email: ev.User.Email,
 			Link:  ConfirmLink(baseURL, ev.User.ID, ev.Redirect, ev.Token),
 			Hours: ceilDiv(users.VerifyTTL(), 3600),

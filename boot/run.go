@@ -86,7 +86,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 	for _, p := range cfg.Providers {
 		labels[p.ID] = p.Label
 	}
-	registerMail(users, cfg.BaseURL, labels, cfg.Webhook.ResetDelivery == "webhook", mailer.Notify)
+	assets, brand, mail, err := cfg.Brand.assets(cfg.BaseURL)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	registerMail(users, mail, cfg.BaseURL, labels, cfg.Webhook.ResetDelivery == "webhook", mailer.Notify)
 	registerWebhooks(users, cfg.Webhook, cfg.BaseURL, mailer.Notify)
 	app.background = append(app.background, mailer.Run)
 
@@ -117,6 +122,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		FeedUp:         db.FeedUp,
 		Providers:      oauth.NewRegistry(ctx, cfg.Providers, &http.Client{Timeout: 15 * time.Second}, log),
 		Observer:       observer,
+		Assets:         assets,
+		Brand:          brand,
 	})
 	h.Register(e)
 	app.Echo = e

@@ -123,7 +123,11 @@ func userRun(name string, mayCreate bool, fn func(context.Context, *operator, *f
 			for _, p := range cfg.Providers {
 				labels[p.ID] = p.Label
 			}
-			registerMail(users, cfg.BaseURL, labels, cfg.Webhook.ResetDelivery == "webhook", nil)
+			_, _, mail, err := cfg.Brand.assets(cfg.BaseURL)
+			if err != nil {
+				return err
+			}
+			registerMail(users, mail, cfg.BaseURL, labels, cfg.Webhook.ResetDelivery == "webhook", nil)
 			registerWebhooks(users, cfg.Webhook, cfg.BaseURL, nil)
 			op := &operator{name: name, users: users, cfg: cfg, out: stdout, meta: models.ClientMeta{Actor: models.ActorCLI}}
 			return fn(ctx, op, fs)

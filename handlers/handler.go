@@ -43,6 +43,12 @@ type Options struct {
 	// Observer, when set, hears of every request once it is answered
 	// (boot's Prometheus metrics); nil: nothing is observed.
 	Observer RequestObserver
+	// Assets are the static files with the brand's logo and stylesheet
+	// (boot); nil: the embedded files alone.
+	Assets *static.Assets
+	// Brand is the app's name, logo and colour on the pages; the zero
+	// Brand is Latchkey's.
+	Brand views.Brand
 }
 
 // RequestObserver hears of each answered request. It is called on every
@@ -76,7 +82,11 @@ type Handler struct {
 
 // New returns a Handler with defaults filled in.
 func New(o Options) *Handler {
-	h := &Handler{Options: o, assets: static.MustLoad(), gzipPool: newGzipPool(), openAPIETag: openAPIETag()}
+	assets := o.Assets
+	if assets == nil {
+		assets = static.MustLoad()
+	}
+	h := &Handler{Options: o, assets: assets, gzipPool: newGzipPool(), openAPIETag: openAPIETag()}
 	ref, err := buildExplorer([]byte(openAPIJSON))
 	if err != nil {
 		panic("handlers: the embedded OpenAPI document: " + err.Error())

@@ -75,7 +75,7 @@ func humanDuration(seconds int64) string {
 
 // page is the layout data of a page request.
 func (p *pages) page(c echo.Context, title string) views.Page {
-	v := views.Page{Title: title, Asset: p.assets.URL, Flash: p.takeFlash(c)}
+	v := views.Page{Title: title, Asset: p.assets.URL, Flash: p.takeFlash(c), Brand: p.Brand}
 	if s := sessionOf(c); s != nil {
 		v.Email, v.Admin = s.User.Email, s.User.Admin
 	}

@@ -24,8 +24,6 @@ import (
 const (
 	mfaCookie      = "latchkey_mfa" // the pending second step's token, for 5 minutes
 	secondStepPath = "/login/verify"
-	// totpIssuer names the account in authenticator apps.
-	totpIssuer = "Latchkey"
 	// accountPath is the account page, where factors are managed.
 	accountPath = "/account"
 )
@@ -147,7 +145,7 @@ func (p *pages) handleTOTPStart(c echo.Context) error {
 	if ok, err := p.confirmForFactors(c, s); !ok {
 		return err
 	}
-	e, err := p.Users.BeginTOTP(c.Request().Context(), s, totpIssuer)
+	e, err := p.Users.BeginTOTP(c.Request().Context(), s, p.Brand.AppName()) // the issuer authenticator apps show
 	if errors.Is(err, models.ErrTOTPEnabled) {
 		return seeOther(c, accountPath)
 	}
@@ -177,7 +175,7 @@ func (p *pages) handleTOTPConfirm(c echo.Context) error {
 	switch {
 	case errors.Is(err, models.ErrMFACode):
 		return p.factorFailure(c, http.StatusUnprocessableEntity, "That code is not right",
-			"Two-step verification is still off. Start again and enter the code your app shows for Latchkey.")
+			"Two-step verification is still off. Start again and enter the code your app shows for "+p.Brand.AppName()+".")
 	case errors.Is(err, models.ErrTOTPNotEnrolling), errors.Is(err, models.ErrTOTPEnabled):
 		return seeOther(c, accountPath)
 	case err != nil:

@@ -135,7 +135,7 @@ func errorText(status int) (title, message string) {
 // It is given only the status: the error's text is never shown (errorText).
 func (h *Handler) renderErrorPage(c echo.Context, status int) error {
 	h.setPageHeaders(c)
-	p := views.Page{Asset: h.assets.URL, Wide: true}
+	p := views.Page{Asset: h.assets.URL, Wide: true, Brand: h.Brand}
 	if s := sessionOf(c); s != nil {
 		p.Email = s.User.Email
 	}

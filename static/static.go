@@ -197,6 +197,11 @@ func (x asset) serve(w http.ResponseWriter, r *http.Request, cache string) {
 	hdr.Set("Content-Type", x.ctype)
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Cache-Control", cache)
+	if x.ctype == "image/svg+xml" {
+		// An SVG opened on its own is a document of this origin: the
+		// operator's logo (LATCHKEY_LOGO) must not run script here.
+		hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox")
+	}
 	body, etag := x.body, x.etag
 	if x.gz != nil {
 		hdr.Add("Vary", "Accept-Encoding")

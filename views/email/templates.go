@@ -94,7 +94,7 @@ var funcs = map[string]any{
 // LoadTemplates reads the folder dir: every file must be KIND.subject.txt,
 // KIND.html or KIND.txt of a known kind, parse, and render with sample
 // data (a field that does not exist is an error); b is the brand the
-// samples are rendered with. Errors name the file.
+// samples are rendered with. Errors name the file (dir/NAME).
 func LoadTemplates(dir string, b views.Brand) (*Templates, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -106,30 +106,31 @@ func LoadTemplates(dir string, b views.Brand) (*Templates, error) {
 		if e.IsDir() || strings.HasPrefix(name, ".") {
 			continue
 		}
+		file := filepath.Join(dir, name) // what the errors name
 		kind, p, ok := splitName(name)
 		if !ok {
-			return nil, fmt.Errorf("%s: unknown template name: want KIND.subject.txt, KIND.html or KIND.txt with KIND one of %s", name, strings.Join(kinds, ", "))
+			return nil, fmt.Errorf("%s: unknown template name: want KIND.subject.txt, KIND.html or KIND.txt with KIND one of %s", file, strings.Join(kinds, ", "))
 		}
-		body, err := os.ReadFile(filepath.Join(dir, name))
+		body, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, err
 		}
 		var x executor
 		if p == partHTML {
 			h, err := htmltemplate.New(name).Funcs(funcs).Option("missingkey=error").Parse(string(body))
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
+				return nil, fmt.Errorf("%s: %w", file, err)
 			}
 			x = htmlT{h}
 		} else {
 			tt, err := texttemplate.New(name).Funcs(funcs).Option("missingkey=error").Parse(string(body))
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
+				return nil, fmt.Errorf("%s: %w", file, err)
 			}
 			x = textT{tt}
 		}
 		if _, err := run(x, templateData(Samples()[kind], b, "Sample subject")); err != nil {
-			return nil, fmt.Errorf("%s: with sample data: %w", name, err)
+			return nil, fmt.Errorf("%s: with sample data: %w", file, err)
 		}
 		parts := t.byKind[kind]
 		parts[p] = x

@@ -94,8 +94,9 @@ func TestLoadTemplatesErrors(t *testing.T) {
 		"bad func":      {"reset.subject.txt", "{{upper .Email}}", `reset.subject.txt: template: reset.subject.txt:1: function "upper" not defined`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := LoadTemplates(writeTemplates(t, map[string]string{c.file: c.body}), views.Brand{})
-			if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			dir := writeTemplates(t, map[string]string{c.file: c.body})
+			_, err := LoadTemplates(dir, views.Brand{})
+			if err == nil || !strings.HasPrefix(err.Error(), filepath.Join(dir, c.want)) {
 				t.Fatalf("got %v, want %q…", err, c.want)
 			}
 		})
