@@ -60,6 +60,13 @@ func browserStartApp(t *testing.T) (string, *smtptest.Server) {
 // keeps the listener's address.
 func browserStartAppAs(t *testing.T, host string) (string, *smtptest.Server) {
 	t.Helper()
+	return browserStartAppWith(t, host, nil)
+}
+
+// browserStartAppWith is browserStartAppAs with adjust (may be nil)
+// changing the configuration before the app starts.
+func browserStartAppWith(t *testing.T, host string, adjust func(*boot.Config)) (string, *smtptest.Server) {
+	t.Helper()
 	mails := smtptest.Start(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,6 +82,9 @@ func browserStartAppAs(t *testing.T, host string) (string, *smtptest.Server) {
 	cfg.BaseURL = base
 	cfg.SMTP.Host, cfg.SMTP.Port, cfg.SMTP.TLS = "127.0.0.1", mails.Port(), "none"
 	cfg.ShutdownTimeout = 5 * time.Second
+	if adjust != nil {
+		adjust(&cfg)
+	}
 	logs := &testkit.SyncBuffer{} // the app's log, kept for a failing test
 	ctx, cancel := context.WithCancel(context.Background())
 	app, err := boot.New(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), nil)
