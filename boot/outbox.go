@@ -39,6 +39,10 @@ type WorkerConfig struct {
 	// a reset or confirm link that expired during an SMTP outage is not
 	// sent (it would only fail when clicked). Kinds not listed never expire.
 	MaxAge map[string]time.Duration
+	// Class is the kinds this worker sends (models.AllKinds by default).
+	// The server runs one worker for mail and one for webhooks, over the
+	// same table and leases, so a slow receiver never delays a reset mail.
+	Class models.OutboxClass
 	// KeepSent is how long sent and dead rows are kept as a record (and a
 	// dead one for a retry) before the worker deletes them; default 30 days.
 	KeepSent time.Duration
@@ -123,7 +127,7 @@ func (w *OutboxWorker) Run(ctx context.Context) {
 // still sending, and nothing waits out a lease for nothing.
 func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
 	claimed := time.Now()
-	due, err := w.outbox.Claim(ctx, w.cfg.Batch)
+	due, err := w.outbox.ClaimClass(ctx, w.cfg.Class, w.cfg.Batch)
 	if err != nil {
 		return 0, err
 	}

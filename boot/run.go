@@ -75,11 +75,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		return nil, err
 	}
 	outbox := models.NewOutbox(db, models.OutboxConfig{Now: now})
-	mailer := NewOutboxWorker(outbox, withWebhooks(sender, cfg.Webhook, now), log, WorkerConfig{
-		MaxAge: map[string]time.Duration{KindResetPassword: time.Duration(cfg.ResetTTL) * time.Second, KindVerifyEmail: time.Duration(cfg.VerifyTTL) * time.Second,
-			KindEmailChangeConfirm:                                time.Duration(cfg.VerifyTTL) * time.Second,
-			models.WebhookKindPrefix + EventResetRequested:        time.Duration(cfg.ResetTTL) * time.Second,
-			models.WebhookKindPrefix + EventVerificationRequested: time.Duration(cfg.VerifyTTL) * time.Second}})
+	maxAge := map[string]time.Duration{KindResetPassword: time.Duration(cfg.ResetTTL) * time.Second, KindVerifyEmail: time.Duration(cfg.VerifyTTL) * time.Second,
+		KindEmailChangeConfirm:                                time.Duration(cfg.VerifyTTL) * time.Second,
+		models.WebhookKindPrefix + EventResetRequested:        time.Duration(cfg.ResetTTL) * time.Second,
+		models.WebhookKindPrefix + EventVerificationRequested: time.Duration(cfg.VerifyTTL) * time.Second}
+	// Two workers over the one outbox: mail, and webhook deliveries, each
+	// claiming only its own kinds, so a slow or failing receiver never
+	// holds up mail (a reset above all) nor a slow mail server webhooks.
+	senders := withWebhooks(sender, cfg.Webhook, now)
+	mailer := NewOutboxWorker(outbox, senders, log, WorkerConfig{MaxAge: maxAge, Class: models.MailKinds})
+	hooker := NewOutboxWorker(outbox, senders, log, WorkerConfig{MaxAge: maxAge, Class: models.WebhookKinds})
 	// What the sign-in method notices call each method: a provider by its
 	// button label, the second factors in words.
 	labels := map[string]string{"totp": "Two-step verification with an authenticator app", "passkey": "A passkey"}
@@ -92,8 +97,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, now func() time.Time
 		return nil, err
 	}
 	registerMail(users, mail, cfg.BaseURL, labels, cfg.Webhook.ResetDelivery == "webhook", mailer.Notify)
-	registerWebhooks(users, cfg.Webhook, cfg.BaseURL, mailer.Notify)
-	app.background = append(app.background, mailer.Run)
+	registerWebhooks(users, cfg.Webhook, cfg.BaseURL, hooker.Notify)
+	app.background = append(app.background, mailer.Run, hooker.Run)
 
 	app.background = append(app.background, app.pruneTokens)
 

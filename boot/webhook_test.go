@@ -17,7 +17,9 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/latchkey/latchkey/boot"
+	"github.com/latchkey/latchkey/internal/smtptest"
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/views/email"
 )
 
 // testWebhookSecret is a whsec_ secret of 32 bytes.
@@ -350,5 +352,72 @@ func TestWebhookResetJourney(t *testing.T) {
 	var n int
 	if err := app.DB.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE kind = 'reset-password'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("reset mail queued: %d %v", n, err)
+	}
+}
+
+// TestSlowReceiverDoesNotDelayMail: webhook deliveries have their own
+// worker, so with a receiver taking 5 s per delivery and five deliveries
+// queued ahead of it, a reset mail still reaches the mail server at once.
+func TestSlowReceiverDoesNotDelayMail(t *testing.T) {
+	t.Parallel()
+	sink := smtptest.Start(t)
+	stop := make(chan struct{})
+	var (
+		mu   sync.Mutex
+		hits int
+	)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		select {
+		case <-time.After(5 * time.Second):
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	_, base := serveApp(t, map[string]string{
+		"LATCHKEY_LOGIN_LIMIT":    "off",
+		"LATCHKEY_SMTP_HOST":      "127.0.0.1",
+		"LATCHKEY_SMTP_PORT":      strconv.Itoa(sink.Port()),
+		"LATCHKEY_SMTP_TLS":       "none",
+		"LATCHKEY_WEBHOOK_URL":    slow.URL,
+		"LATCHKEY_WEBHOOK_SECRET": testWebhookSecret,
+		"LATCHKEY_WEBHOOK_EVENTS": "user.created,session.created",
+	})
+	t.Cleanup(func() { close(stop) }) // runs before the app stops: no send in flight holds it up
+
+	if st, _ := request(t, "POST", base+"/api/users", `{"email":"ivy@example.com","password":"ivy-secret-1"}`); st != 200 {
+		t.Fatalf("sign-up %d", st)
+	}
+	for range 4 {
+		if st, _ := request(t, "POST", base+"/api/users/login", `{"email":"ivy@example.com","password":"ivy-secret-1"}`); st != 200 {
+			t.Fatalf("login %d", st)
+		}
+	}
+	// The receiver is busy with the first delivery; four more wait.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := hits
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the receiver got no delivery")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	asked := time.Now()
+	if st, _ := request(t, "POST", base+"/api/users/reset", `{"email":"ivy@example.com"}`); st != 204 {
+		t.Fatalf("reset %d", st)
+	}
+	m := sink.WaitFor(t, "ivy@example.com", email.ResetSubject, 3*time.Second)
+	took := m.At.Sub(asked)
+	t.Logf("reset mail at the SMTP server %v after the request, with 5 webhook deliveries queued ahead", took.Round(time.Millisecond))
+	if took > 2*time.Second { // ~1 s in practice; the bound leaves room for a loaded machine, far below the 5 s a delivery takes
+		t.Fatalf("the reset mail took %v: it waited for the webhooks", took)
 	}
 }

@@ -124,11 +124,38 @@ func scanEmail(row rowScanner) (*Email, error) {
 	return &e, nil
 }
 
+// OutboxClass picks which kinds a sender claims, so mail and webhook
+// deliveries each have their own sender and neither waits for the other.
+type OutboxClass int
+
+const (
+	AllKinds     OutboxClass = iota // every kind
+	MailKinds                       // kinds not starting WebhookKindPrefix
+	WebhookKinds                    // kinds starting WebhookKindPrefix
+)
+
+func (c OutboxClass) filter() string {
+	switch c {
+	case MailKinds:
+		return ` AND kind NOT LIKE '` + WebhookKindPrefix + `%'`
+	case WebhookKinds:
+		return ` AND kind LIKE '` + WebhookKindPrefix + `%'`
+	}
+	return ""
+}
+
 // Claim takes up to limit messages that are neither sent nor dead, whose
 // next attempt is due and that no live claim holds, oldest first, and
 // claims them for the Lease: until then no other sender (another replica)
 // takes them. MarkSent, MarkFailed and MarkDead end the claim.
 func (o *Outbox) Claim(ctx context.Context, limit int) ([]Email, error) {
+	return o.ClaimClass(ctx, AllKinds, limit)
+}
+
+// ClaimClass is Claim over the kinds of one class only: the mail sender
+// and the webhook sender claim from the same table under the same leases,
+// each its own rows, so a slow receiver never holds up a reset mail.
+func (o *Outbox) ClaimClass(ctx context.Context, class OutboxClass, limit int) ([]Email, error) {
 	if limit <= 0 {
 		limit = 10
 	}
@@ -138,7 +165,7 @@ func (o *Outbox) Claim(ctx context.Context, limit int) ([]Email, error) {
 		rows, err := tx.Query(ctx, `UPDATE outbox SET claimed_until = ? WHERE id IN (
 			SELECT id FROM outbox
 			WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?
-				AND (claimed_until IS NULL OR claimed_until <= ?)
+				AND (claimed_until IS NULL OR claimed_until <= ?)`+class.filter()+`
 			ORDER BY next_attempt_at, id LIMIT ?`+o.db.d.skipLocked+`)
 			RETURNING `+emailColumns, ms(now.Add(o.cfg.Lease)), ms(now), ms(now), limit)
 		if err != nil {

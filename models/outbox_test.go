@@ -3,6 +3,7 @@ package models_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,39 @@ func openOutboxDB(t *testing.T) *models.DB {
 func TestOutbox(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
+
+	t.Run("ClaimClassSeparatesMailFromWebhooks", func(t *testing.T) {
+		t.Parallel()
+		db := openOutboxDB(t)
+		clk := newOutboxClock()
+		ob := models.NewOutbox(db, models.OutboxConfig{Now: clk.Now})
+		for i, k := range []string{"webhook.user.created", "webhook.session.created", "reset-password", "webhook.user.deleted", "verify-email"} {
+			enqueueAt(t, db, clk.Now(), models.Email{Kind: k, To: "x", Subject: strconv.Itoa(i), Text: "t"})
+			clk.Advance(time.Millisecond)
+		}
+		subjects := func(es []models.Email) string {
+			var s []string
+			for _, e := range es {
+				s = append(s, e.Subject)
+			}
+			return strings.Join(s, ",")
+		}
+		// The oldest are webhooks; the mail sender still gets the mail at once.
+		mail, err := ob.ClaimClass(ctx, models.MailKinds, 1)
+		if err != nil || subjects(mail) != "2" {
+			t.Fatalf("mail claim = %q, %v; want 2 (the reset)", subjects(mail), err)
+		}
+		hooks, err := ob.ClaimClass(ctx, models.WebhookKinds, 10)
+		if err != nil || subjects(hooks) != "0,1,3" {
+			t.Fatalf("webhook claim = %q, %v; want 0,1,3", subjects(hooks), err)
+		}
+		if d, _ := ob.ClaimClass(ctx, models.WebhookKinds, 10); len(d) != 0 {
+			t.Fatalf("claimed webhooks claimed again: %q", subjects(d))
+		}
+		if d, _ := ob.Claim(ctx, 10); subjects(d) != "4" {
+			t.Fatalf("claim of all kinds = %q, want the one unclaimed (4)", subjects(d))
+		}
+	})
 
 	t.Run("ClaimOldestFirstLeaseAndSent", func(t *testing.T) {
 		t.Parallel()
