@@ -8,6 +8,7 @@
 //	latchkey_second_steps_total{result}           two-step logins' codes: success, failure, throttled
 //	latchkey_http_request_duration_seconds{route,method,code}
 //	latchkey_mail_outbox{state}                   pending, retrying, dead (read at scrape time)
+//	latchkey_webhook_outbox{state}                the same for webhook deliveries
 //	latchkey_hash_queue_depth                     hashes waiting for a worker
 //	latchkey_auth_cache_hits_total, latchkey_auth_cache_misses_total
 package metrics
@@ -112,6 +113,9 @@ func (m *Metrics) Watch(src Sources) {
 		m.reg.MustRegister(&outboxCollector{stats: src.Outbox, timeout: src.OutboxTimeout,
 			desc: prometheus.NewDesc("latchkey_mail_outbox",
 				"Mail in the outbox by state: pending (waiting for its first attempt), retrying (failed at least once, to be tried again), dead (given up). pending + retrying is /healthz's pending.",
+				[]string{"state"}, nil),
+			hooks: prometheus.NewDesc("latchkey_webhook_outbox",
+				"Webhook deliveries in the outbox by state, as latchkey_mail_outbox counts mail (/healthz's webhooks).",
 				[]string{"state"}, nil)})
 	}
 	if src.HashQueue != nil {
@@ -197,12 +201,12 @@ func (d *requestDurations) observer(route, method string, status int) prometheus
 
 // outboxCollector reads the outbox counts at scrape time.
 type outboxCollector struct {
-	stats   func(context.Context) (models.OutboxStats, error)
-	timeout time.Duration
-	desc    *prometheus.Desc
+	stats       func(context.Context) (models.OutboxStats, error)
+	timeout     time.Duration
+	desc, hooks *prometheus.Desc // mail, webhook deliveries
 }
 
-func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.hooks }
 
 func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
@@ -217,6 +221,10 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(st.Pending-st.Retrying), "pending")
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(st.Retrying), "retrying")
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(st.Dead), "dead")
+	w := st.Webhooks
+	ch <- prometheus.MustNewConstMetric(c.hooks, prometheus.GaugeValue, float64(w.Pending-w.Retrying), "pending")
+	ch <- prometheus.MustNewConstMetric(c.hooks, prometheus.GaugeValue, float64(w.Retrying), "retrying")
+	ch <- prometheus.MustNewConstMetric(c.hooks, prometheus.GaugeValue, float64(w.Dead), "dead")
 }
 
 // slogPrinter is promhttp's error log over slog.

@@ -44,7 +44,7 @@ func TestMetricsFromSources(t *testing.T) {
 	m := metrics.New(nil)
 	m.Watch(metrics.Sources{
 		Outbox: func(context.Context) (models.OutboxStats, error) {
-			return models.OutboxStats{Pending: 5, Retrying: 2, Dead: 1, Sent: 40}, nil
+			return models.OutboxStats{Pending: 5, Retrying: 2, Dead: 1, Sent: 40, Webhooks: models.WebhookStats{Pending: 4, Retrying: 1, Dead: 2}}, nil
 		},
 		HashQueue: func() int64 { return depth },
 		AuthCache: func() (uint64, uint64) { return hits, misses },
@@ -57,6 +57,9 @@ func TestMetricsFromSources(t *testing.T) {
 	want(t, s, 3, "latchkey_mail_outbox", "state=pending")
 	want(t, s, 2, "latchkey_mail_outbox", "state=retrying")
 	want(t, s, 1, "latchkey_mail_outbox", "state=dead")
+	want(t, s, 3, "latchkey_webhook_outbox", "state=pending")
+	want(t, s, 1, "latchkey_webhook_outbox", "state=retrying")
+	want(t, s, 2, "latchkey_webhook_outbox", "state=dead")
 	want(t, s, 3, "latchkey_hash_queue_depth")
 	want(t, s, 7, "latchkey_auth_cache_hits_total")
 	want(t, s, 2, "latchkey_auth_cache_misses_total")
