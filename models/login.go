@@ -91,12 +91,13 @@ func (s *Users) login(ctx context.Context, c Credentials, meta ClientMeta) (*Acc
 					return err
 				}
 			}
-			mfa, err := tx.hasSecondFactor(ctx, u.ID)
+			f, err := tx.secondFactors(ctx, u.ID)
 			if err != nil {
 				return err
 			}
+			mfa := f.Any()
 			if mfa { // the password was right; the session waits for the second step
-				if second, err = tx.newMFAChallenge(ctx, u.ID, ttl); err != nil {
+				if second, err = tx.newMFAChallenge(ctx, u.ID, ttl, f); err != nil {
 					return err
 				}
 			} else if tok, err = tx.insertToken(ctx, u.ID, ttl, ScopeSession, "", meta); err != nil {

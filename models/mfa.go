@@ -66,48 +66,52 @@ type Factors struct {
 // Any says whether the account signs in in two steps.
 func (f Factors) Any() bool { return f.TOTP || f.Passkeys > 0 }
 
-// SecondFactors reads a user's second factors.
-func (s *Users) SecondFactors(ctx context.Context, userID int64) (Factors, error) {
+// factorsQuery counts a user's second factors (the user id three times).
+const factorsQuery = `SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = ? AND confirmed = 1),
+	(SELECT count(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL),
+	(SELECT count(*) FROM webauthn_credentials WHERE user_id = ?)`
+
+func scanFactors(row *sql.Row) (Factors, error) {
 	var f Factors
 	var totpOn int
-	err := s.db.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM mfa_totp WHERE user_id = ? AND confirmed = 1),
-		(SELECT count(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL),
-		(SELECT count(*) FROM webauthn_credentials WHERE user_id = ?)`, userID, userID, userID).Scan(&totpOn, &f.RecoveryLeft, &f.Passkeys)
+	err := row.Scan(&totpOn, &f.RecoveryLeft, &f.Passkeys)
 	f.TOTP = totpOn > 0
 	return f, err
 }
 
-// hasSecondFactor says inside tx whether the user signs in in two steps.
-func (t *Tx) hasSecondFactor(ctx context.Context, userID int64) (bool, error) {
-	var n int
-	err := t.QueryRow(ctx, `SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = ? AND confirmed = 1) +
-		(SELECT count(*) FROM webauthn_credentials WHERE user_id = ?)`, userID, userID).Scan(&n)
-	return n > 0, err
+// methods are the ways the second step can be done, as MFA_REQUIRED lists
+// them.
+func (f Factors) methods() []string {
+	var m []string
+	if f.TOTP {
+		m = append(m, "totp", "recovery-code")
+	}
+	if f.Passkeys > 0 {
+		m = append(m, "passkey")
+	}
+	return m
+}
+
+// SecondFactors reads a user's second factors.
+func (s *Users) SecondFactors(ctx context.Context, userID int64) (Factors, error) {
+	return scanFactors(s.db.QueryRow(ctx, factorsQuery, userID, userID, userID))
+}
+
+// secondFactors reads them inside tx.
+func (t *Tx) secondFactors(ctx context.Context, userID int64) (Factors, error) {
+	return scanFactors(t.QueryRow(ctx, factorsQuery, userID, userID, userID))
 }
 
 // newMFAChallenge stores the pending second step of a login inside tx and
-// returns its error, carrying the token.
-func (t *Tx) newMFAChallenge(ctx context.Context, userID, ttl int64) (*MFARequiredError, error) {
+// returns its error, carrying the token and the user's factors.
+func (t *Tx) newMFAChallenge(ctx context.Context, userID, ttl int64, f Factors) (*MFARequiredError, error) {
 	tok := NewTokenID()
 	d := Digest(tok)
 	if _, err := t.Exec(ctx, `INSERT INTO mfa_challenges(digest, user_id, ttl, created, expires) VALUES (?,?,?,?,?)`,
 		d[:], userID, ttl, ms(t.now), ms(t.now.Add(MFATokenTTL))); err != nil {
 		return nil, err
 	}
-	e := &MFARequiredError{Token: tok}
-	var totpOn, keys int
-	if err := t.QueryRow(ctx, `SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = ? AND confirmed = 1),
-		(SELECT count(*) FROM webauthn_credentials WHERE user_id = ?)`, userID, userID).Scan(&totpOn, &keys); err != nil {
-		return nil, err
-	}
-	if totpOn > 0 {
-		e.Methods = append(e.Methods, "totp", "recovery-code")
-	}
-	if keys > 0 {
-		e.Methods = append(e.Methods, "passkey")
-	}
-	return e, nil
+	return &MFARequiredError{Token: tok, Methods: f.methods()}, nil
 }
 
 // MFAChallenge is a pending second step, for the page that asks for it.
@@ -417,7 +421,7 @@ func (s *Users) RegenerateRecoveryCodes(ctx context.Context, sess *Session, meta
 		return nil, err
 	}
 	err = s.db.Write(ctx, s.now(), func(tx *Tx) error {
-		if on, err := tx.hasSecondFactor(ctx, sess.User.ID); err != nil || !on {
+		if f, err := tx.secondFactors(ctx, sess.User.ID); err != nil || !f.Any() {
 			if err == nil {
 				err = ErrTOTPNotEnrolling
 			}
