@@ -78,6 +78,9 @@ type Handler struct {
 	// document (openapi.go, explorer.go).
 	openAPIETag string
 	explorer    views.APIReference
+	// origins keeps each ready provider's authorization origin for the
+	// pages' CSP (authOrigin): provider id → origin.
+	origins sync.Map
 }
 
 // New returns a Handler with defaults filled in.

@@ -10,6 +10,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
+	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/views"
 )
 
@@ -59,22 +60,33 @@ func (h *Handler) formActions() string {
 		if !pr.Ready() {
 			continue
 		}
-		// A throwaway flow: only the URL's origin is kept.
-		to, err := pr.AuthURL("csp", "csp", strings.Repeat("v", 43))
-		if err != nil {
-			continue
-		}
-		u, err := url.Parse(to)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			continue
-		}
-		origin := u.Scheme + "://" + u.Host
-		if !seen[origin] {
+		origin := h.authOrigin(pr)
+		if origin != "" && !seen[origin] {
 			seen[origin] = true
 			b.WriteString(" " + origin)
 		}
 	}
 	return b.String()
+}
+
+// authOrigin is the origin of a ready provider's authorization endpoint,
+// worked out once (a throwaway flow's URL) and kept: it never changes once
+// discovery has succeeded, and every page's CSP needs it.
+func (h *Handler) authOrigin(pr oauth.Provider) string {
+	if v, ok := h.origins.Load(pr.ID()); ok {
+		return v.(string)
+	}
+	to, err := pr.AuthURL("csp", "csp", strings.Repeat("v", 43))
+	if err != nil {
+		return ""
+	}
+	u, err := url.Parse(to)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return ""
+	}
+	origin := u.Scheme + "://" + u.Host
+	h.origins.Store(pr.ID(), origin)
+	return origin
 }
 
 // render writes a templ component with a status. It renders into a buffer
